@@ -1,0 +1,119 @@
+"""Command line: ``python -m dynatree_lib generate ...`` (more commands arrive with the book)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+
+import torch
+
+from .decode import generate
+from .methods import Autoregressive, DynaTree, FixedTree, Linear
+
+METHODS = {"ar": Autoregressive, "linear": Linear, "fixed": FixedTree, "dynatree": DynaTree}
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
+          "bfloat16": torch.bfloat16}
+
+
+def build_method(name: str, params: list[str]):
+    """``name`` in METHODS plus ``key=value`` overrides of its config fields."""
+    cls = METHODS[name]
+    known = {f.name: f.type for f in fields(cls)}
+    values = {}
+    for item in params:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in known:
+            raise SystemExit(f"--param {item!r}: expected key=value with key in {sorted(known) or 'none'}")
+        default = getattr(cls(), key)
+        if isinstance(default, bool):
+            values[key] = raw.lower() in ("1", "true", "yes")
+        else:
+            values[key] = type(default)(raw)
+    try:
+        return cls(**values)
+    except ValueError as error:
+        raise SystemExit(f"invalid {name} parameters: {error}") from None
+
+
+def _load(path: str, device: str, dtype: torch.dtype):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="sdpa")
+    return model.to(device).eval()
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    from transformers import AutoTokenizer
+
+    method = build_method(args.method, args.param)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = DTYPES[args.dtype]
+    tokenizer = AutoTokenizer.from_pretrained(args.target)
+    target = _load(args.target, device, dtype)
+    draft = None if isinstance(method, Autoregressive) else _load(args.draft or args.target, device, dtype)
+    ids = tokenizer(args.prompt, return_tensors="pt").input_ids
+    eos = [] if args.ignore_eos else None
+    result = generate(target, draft, ids, method, args.max_new_tokens, eos_token_id=eos)
+    print(args.prompt + tokenizer.decode(result.new_tokens, skip_special_tokens=True))
+    print()
+    print(f"method      {method}")
+    for key, value in result.stats.summary().items():
+        print(f"{key:<16}{value:.4g}" if isinstance(value, float) else f"{key:<16}{value}")
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from transformers import AutoTokenizer
+
+    from .compare import compare_methods, format_comparison
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = DTYPES[args.dtype]
+    tokenizer = AutoTokenizer.from_pretrained(args.target)
+    target, draft = _load(args.target, device, dtype), _load(args.draft, device, dtype)
+    ids = tokenizer(args.prompt, return_tensors="pt").input_ids
+    methods = [build_method(name, []) for name in args.methods.split(",")]
+    eos = [] if args.ignore_eos else None
+    rows = compare_methods(target, draft, ids, methods, args.max_new_tokens, eos, args.repeats)
+    print(args.prompt + tokenizer.decode(rows[0].new_tokens, skip_special_tokens=True))
+    print()
+    print(format_comparison(rows))
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", required=True, help="target model id or local path")
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--device", help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    p.add_argument("--ignore-eos", action="store_true", help="always generate --max-new-tokens")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m dynatree_lib",
+                                     description="Exact greedy speculative decoding.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="generate text with one method and print its stats")
+    _common(gen)
+    gen.add_argument("--draft", help="draft model id or local path (unused for --method ar)")
+    gen.add_argument("--method", choices=sorted(METHODS), default="dynatree")
+    gen.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                     help="method parameter, e.g. --param k=4 or --param tau_high=0.8 (repeatable)")
+    gen.set_defaults(run=cmd_generate)
+    cmp = sub.add_parser("compare", help="run several methods on one prompt: exactness and speed")
+    _common(cmp)
+    cmp.add_argument("--draft", required=True, help="draft model id or local path")
+    cmp.add_argument("--methods", default="ar,linear,fixed,dynatree",
+                     help="comma-separated, from: " + ",".join(METHODS))
+    cmp.add_argument("--repeats", type=int, default=3, help="measured rounds after one warm-up")
+    cmp.set_defaults(run=cmd_compare)
+    args = parser.parse_args(argv)
+    if args.command == "compare" and any(m not in METHODS for m in args.methods.split(",")):
+        parser.error(f"--methods: choose from {','.join(METHODS)}")
+    if args.command == "generate" and args.method != "ar" and args.draft is None:
+        parser.error("--draft is required unless --method ar")
+    args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

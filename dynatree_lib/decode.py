@@ -1,0 +1,315 @@
+"""The decoding loop: prefill, then draft -> verify -> accept -> keep KV -> adapt.
+
+Greedy and exact: every committed token is the target's argmax after the tokens
+before it, so ``new_tokens`` equals the target's own greedy ``generate``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+from transformers import DynamicCache
+
+from .adapt import HistoryController
+from .drafting import draft_tree, growth_rule
+from .methods import Autoregressive, DynaTree, FixedTree, Linear, Method
+from .verify import check_tree_attention, keep_cache_entries, verify_tree
+
+
+@dataclass
+class GenerationStats:
+    """Counters and timings of one ``generate`` call (names as in the book's metrics chapter).
+
+    Per-iteration lists have one entry per draft/verify iteration (the prefill is not one).
+    ``accepted`` counts draft tokens accepted in an iteration, ``drafted_depth`` the depth
+    of its tree, ``tree_sizes`` its draft nodes (root excluded); committed = accepted + 1.
+    Times are seconds; on CUDA they are taken after ``torch.cuda.synchronize()``.
+    """
+
+    prompt_tokens: int = 0
+    new_tokens: int = 0
+    target_forwards: int = 0
+    draft_forwards: int = 0
+    committed: list[int] = field(default_factory=list)
+    accepted: list[int] = field(default_factory=list)
+    drafted_depth: list[int] = field(default_factory=list)
+    tree_sizes: list[int] = field(default_factory=list)
+    base_depth: list[float] = field(default_factory=list)
+    tau_high: list[float] = field(default_factory=list)
+    time_prefill: float = 0.0
+    time_draft: float = 0.0
+    time_verify: float = 0.0
+    time_other: float = 0.0
+    time_total: float = 0.0
+    ttft: float = 0.0
+
+    @property
+    def iterations(self) -> int:
+        return len(self.committed)
+
+    @property
+    def tau(self) -> float:
+        """Mean committed tokens per target forward, prefill and bonus tokens included (AR: 1)."""
+        return self.new_tokens / self.target_forwards if self.target_forwards else 0.0
+
+    @property
+    def acceptance_rate(self) -> float:
+        """alpha: accepted draft tokens / drafted depth (for a chain: / drafted tokens)."""
+        drafted = sum(self.drafted_depth)
+        return sum(self.accepted) / drafted if drafted else 0.0
+
+    @property
+    def tree_efficiency(self) -> float:
+        """Accepted draft tokens / draft tree nodes."""
+        nodes = sum(self.tree_sizes)
+        return sum(self.accepted) / nodes if nodes else 0.0
+
+    @property
+    def accepted_per_depth(self) -> list[float]:
+        """Entry d-1: fraction of iterations whose accepted path reached depth d."""
+        if not self.accepted:
+            return []
+        n = len(self.accepted)
+        return [sum(a >= d for a in self.accepted) / n for d in range(1, max(self.drafted_depth) + 1)]
+
+    @property
+    def throughput(self) -> float:
+        """New tokens per second of the whole call, prefill included."""
+        return self.new_tokens / self.time_total if self.time_total else 0.0
+
+    @property
+    def tpot(self) -> float:
+        """Time per output token after the first: (total - TTFT) / (T - 1)."""
+        return (self.time_total - self.ttft) / (self.new_tokens - 1) if self.new_tokens > 1 else 0.0
+
+    def summary(self) -> dict[str, float]:
+        """The headline metrics as a flat dict."""
+        return {"new_tokens": self.new_tokens, "iterations": self.iterations,
+                "target_forwards": self.target_forwards, "draft_forwards": self.draft_forwards,
+                "tau": self.tau, "acceptance_rate": self.acceptance_rate,
+                "tree_efficiency": self.tree_efficiency, "throughput": self.throughput,
+                "ttft": self.ttft, "tpot": self.tpot, "time_total": self.time_total,
+                "time_draft": self.time_draft, "time_verify": self.time_verify,
+                "time_other": self.time_other, "time_prefill": self.time_prefill}
+
+
+@dataclass
+class IterationTrace:
+    """One iteration, for visualisations. Node 0 is the root (parent -1)."""
+
+    prefix_len: int
+    tokens: list[int]
+    parents: list[int]
+    depths: list[int]
+    draft_prob: list[float]       # q(node | parent path)
+    path_prob: list[float]        # p(node), cumulative
+    target_next: list[int]        # target's greedy token after each node
+    accepted_path: list[int]      # node indices, root first
+    committed: list[int]          # tokens committed: accepted drafts + bonus
+
+
+@dataclass
+class GenerationResult:
+    new_tokens: list[int]
+    stats: GenerationStats
+    trace: list[IterationTrace] | None = None
+
+
+class _Clock:
+    """Accumulates wall time per phase; synchronizes CUDA so GPU work is charged to its phase."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.start = self.last = self._now()
+
+    def _now(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def lap(self) -> float:
+        now = self._now()
+        elapsed, self.last = now - self.last, now
+        return elapsed
+
+    def total(self) -> float:
+        return self._now() - self.start
+
+
+def _eos_ids(target, eos_token_id: int | list[int] | None) -> set[int]:
+    if eos_token_id is None:  # as HF generate: fall back to the model's generation config
+        config = getattr(target, "generation_config", None)
+        eos_token_id = getattr(config, "eos_token_id", None)
+    if eos_token_id is None:
+        return set()
+    return {int(eos_token_id)} if isinstance(eos_token_id, int) else {int(t) for t in eos_token_id}
+
+
+def _vocab_size(model) -> int:
+    return model.get_output_embeddings().weight.shape[0]
+
+
+def _validate(target, draft, input_ids, method, max_new_tokens, allow_vocab_padding) -> int:
+    """Check everything before any forward; returns the vocabulary size drafts may use."""
+    if not isinstance(method, (Autoregressive, Linear, FixedTree, DynaTree)):
+        raise TypeError(f"method must be Autoregressive, Linear, FixedTree or DynaTree, got {method!r}")
+    if not isinstance(input_ids, Tensor) or input_ids.dtype != torch.long or input_ids.dim() != 2:
+        raise ValueError("input_ids must be a [1, L] LongTensor")
+    if input_ids.shape[0] != 1:
+        raise ValueError(f"batch size {input_ids.shape[0]} is not supported: pass one prompt, shape [1, L]")
+    if input_ids.shape[1] == 0:
+        raise ValueError("the prompt is empty: input_ids needs at least one token")
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    vocab = _vocab_size(target)
+    if int(input_ids.min()) < 0 or int(input_ids.max()) >= vocab:
+        raise ValueError(f"input_ids hold token ids outside the target vocabulary [0, {vocab})")
+    window = getattr(target.config, "max_position_embeddings", None)
+    if window is not None and input_ids.shape[1] + max_new_tokens > window:
+        raise ValueError(f"prompt ({input_ids.shape[1]}) + max_new_tokens ({max_new_tokens}) exceeds "
+                         f"the target's context window of {window} tokens")
+    if isinstance(method, Autoregressive):
+        return vocab
+    if draft is None:
+        raise ValueError(f"{type(method).__name__} needs a draft model")
+    draft_vocab = _vocab_size(draft)
+    if draft_vocab != vocab:
+        if not allow_vocab_padding:
+            raise ValueError(
+                f"target and draft vocabularies differ ({vocab} vs {draft_vocab} logits); if both use "
+                "the same tokenizer and only the embedding matrices are padded, "
+                "pass allow_vocab_padding=True")
+        vocab = min(vocab, draft_vocab)
+    if draft.device != target.device:
+        raise ValueError(f"put target and draft on the same device (target: {target.device}, "
+                         f"draft: {draft.device})")
+    draft_window = getattr(draft.config, "max_position_embeddings", None)
+    if draft_window is not None and input_ids.shape[1] + max_new_tokens > draft_window:
+        raise ValueError(f"prompt + max_new_tokens exceeds the draft's context window of {draft_window}")
+    check_tree_attention(target)
+    check_tree_attention(draft)
+    return vocab
+
+
+def _commit(out: list[int], tokens: list[int], eos: set[int], limit: int) -> bool:
+    """Append tokens up to the limit or the first EOS (kept, as HF does); True when done."""
+    for token in tokens:
+        out.append(token)
+        if token in eos or len(out) >= limit:
+            return True
+    return False
+
+
+@torch.inference_mode()
+def generate(target, draft, input_ids: Tensor, method: Method | None = None,
+             max_new_tokens: int = 128, eos_token_id: int | list[int] | None = None, *,
+             trace: bool = False, controller: HistoryController | None = None,
+             allow_vocab_padding: bool = False) -> GenerationResult:
+    """Greedy decoding of ``input_ids`` [1, L] with ``method`` (default ``DynaTree()``).
+
+    Args:
+        target, draft: Hugging Face causal LMs (``draft`` unused, may be None, for AR).
+        input_ids: [1, L] prompt token ids.
+        method: Autoregressive(), Linear(), FixedTree() or DynaTree().
+        max_new_tokens: at most this many new tokens.
+        eos_token_id: stop after this token (or any of a list); None uses
+            ``target.generation_config.eos_token_id`` like HF ``generate``; [] never stops early.
+        trace: also return an :class:`IterationTrace` per iteration.
+        controller: a :class:`HistoryController` to continue from (DynaTree only); by
+            default a fresh one per call, so no state leaks between prompts.
+        allow_vocab_padding: accept a draft whose logits differ in size from the target's
+            (same tokenizer, padded embeddings); drafts only from the shared ids.
+
+    Returns:
+        GenerationResult with ``new_tokens`` (prompt excluded), ``stats`` and ``trace``.
+    """
+    method = DynaTree() if method is None else method
+    vocab = _validate(target, draft, input_ids, method, max_new_tokens, allow_vocab_padding)
+    eos = _eos_ids(target, eos_token_id)
+    stats = GenerationStats(prompt_tokens=input_ids.shape[1])
+    traces: list[IterationTrace] | None = [] if trace else None
+    out: list[int] = []
+    if max_new_tokens == 0:
+        return GenerationResult(out, stats, traces)
+
+    device = target.device
+    input_ids = input_ids.to(device)
+    clock = _Clock(device)
+    cache = DynamicCache(config=target.config)
+    logits = target(input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1).logits
+    root = logits[0, -1].argmax()
+    done = _commit(out, [int(root)], eos, max_new_tokens)
+    stats.target_forwards = 1
+    stats.time_prefill = stats.ttft = clock.lap()
+
+    if isinstance(method, Autoregressive):
+        while not done:
+            logits = target(root.view(1, 1), past_key_values=cache, use_cache=True).logits
+            root = logits[0, -1].argmax()
+            stats.target_forwards += 1
+            done = _commit(out, [int(root)], eos, max_new_tokens)
+        stats.time_verify = clock.lap()
+    else:
+        _speculate(target, draft, input_ids, method, max_new_tokens, eos, vocab, controller,
+                   cache, out, done, stats, traces, clock)
+
+    stats.new_tokens = len(out)
+    stats.time_total = clock.total()
+    stats.time_other = stats.time_total - stats.time_prefill - stats.time_draft - stats.time_verify
+    return GenerationResult(out, stats, traces)
+
+
+def _speculate(target, draft, input_ids, method, max_new_tokens, eos, vocab, controller, cache,
+               out, done, stats, traces, clock) -> None:
+    """The speculative iterations after the prefill (``out`` holds the first token)."""
+    device = input_ids.device
+    if isinstance(method, DynaTree) and controller is None:
+        controller = HistoryController(method)
+    draft_cache = DynamicCache(config=draft.config)
+    # All committed tokens; the draft cache holds a prefix of them, the rest are "pending".
+    sequence = torch.cat([input_ids[0], torch.tensor(out, device=device)])
+    prefix_len = input_ids.shape[1]  # target-cached tokens; the root sits at this position
+    while not done:
+        clock.lap()
+        rule = growth_rule(method, controller, depth_cap=max_new_tokens - len(out) - 1)
+        pending = sequence[draft_cache.get_seq_length():]
+        drafted = draft_tree(draft, draft_cache, pending, prefix_len, rule, vocab)
+        tree = drafted.tree
+        stats.time_draft += clock.lap()
+        target_next = verify_tree(target, cache, tree, prefix_len)
+        stats.time_verify += clock.lap()
+
+        path = tree.accepted_path(target_next)
+        keep_cache_entries(cache, prefix_len, path)
+        if drafted.root_cached:  # keep the draft KV of accepted nodes it has fed
+            ranks = drafted.draft_rank[path[1:]]
+            keep_cache_entries(draft_cache, prefix_len + 1, ranks[ranks >= 0])
+        committed = tree.tokens[path[1:]].tolist() + [int(target_next[path[-1]])]
+        accepted = len(committed) - 1
+        depth = tree.depth
+        stats.target_forwards += 1
+        stats.draft_forwards += drafted.forwards
+        stats.committed.append(len(committed))
+        stats.accepted.append(accepted)
+        stats.drafted_depth.append(depth)
+        stats.tree_sizes.append(tree.size - 1)
+        if controller is not None:
+            stats.base_depth.append(controller.base_depth)
+            stats.tau_high.append(controller.tau_high)
+            controller.update(accepted, depth)
+        if traces is not None:
+            traces.append(_trace(tree, prefix_len, target_next, path, committed))
+        prefix_len += len(committed)
+        sequence = torch.cat([sequence, torch.tensor(committed, device=device)])
+        done = _commit(out, committed, eos, max_new_tokens)
+
+
+def _trace(tree, prefix_len, target_next, path, committed) -> IterationTrace:
+    return IterationTrace(prefix_len=prefix_len, tokens=tree.tokens.tolist(),
+                          parents=tree.parents.tolist(), depths=tree.depths.tolist(),
+                          draft_prob=tree.logq.exp().tolist(), path_prob=tree.logp.exp().tolist(),
+                          target_next=target_next.tolist(), accepted_path=path.tolist(),
+                          committed=list(committed))

@@ -1,0 +1,109 @@
+"""A token tree as tensors, in BFS order, with the masks and positions verification needs.
+
+Node 0 is the root: the last committed token, whose successor the target has not
+produced yet. Nodes are appended level by level, so node order is BFS order,
+every node comes after its parent, and along any root path indices increase.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class TokenTree:
+    """Fixed-capacity buffers for one tree; ``size`` nodes are valid.
+
+    Attributes (views of the valid part, ``n = size``):
+        tokens [n] token ids; parents [n] parent index (root: -1); depths [n] (root: 0);
+        logq [n] draft log-probability of the node given its parent path (root: 0);
+        logp [n] cumulative draft log-probability of the path, log p(u) (root: 0);
+        ancestors [n, n] bool, ancestors[i, j] is True when j is i or an ancestor of i.
+    """
+
+    def __init__(self, root_token: int, capacity: int, device: torch.device | str) -> None:
+        self.capacity = capacity
+        self.size = 1
+        self._tokens = torch.zeros(capacity, dtype=torch.long, device=device)
+        self._parents = torch.full((capacity,), -1, dtype=torch.long, device=device)
+        self._depths = torch.zeros(capacity, dtype=torch.long, device=device)
+        self._logq = torch.zeros(capacity, dtype=torch.float32, device=device)
+        self._logp = torch.zeros(capacity, dtype=torch.float32, device=device)
+        self._ancestors = torch.zeros(capacity, capacity, dtype=torch.bool, device=device)
+        self._tokens[0] = root_token
+        self._ancestors[0, 0] = True
+
+    @classmethod
+    def from_parents(cls, tokens: list[int], parents: list[int],
+                     device: torch.device | str = "cpu") -> TokenTree:
+        """Build a tree from BFS-ordered lists (``parents[0] == -1``, parents before children)."""
+        if not tokens or parents[0] != -1 or any(not 0 <= p < i for i, p in enumerate(parents[1:], 1)):
+            raise ValueError("parents must start with -1 and point to earlier nodes")
+        tree = cls(tokens[0], len(tokens), device)
+        for i in range(1, len(tokens)):  # one node at a time: clarity over speed (not on the hot path)
+            tree.add(torch.tensor([parents[i]], device=device), torch.tensor([tokens[i]], device=device),
+                     torch.zeros(1, device=device))
+        return tree
+
+    tokens = property(lambda self: self._tokens[: self.size])
+    parents = property(lambda self: self._parents[: self.size])
+    depths = property(lambda self: self._depths[: self.size])
+    logq = property(lambda self: self._logq[: self.size])
+    logp = property(lambda self: self._logp[: self.size])
+    ancestors = property(lambda self: self._ancestors[: self.size, : self.size])
+
+    @property
+    def depth(self) -> int:
+        """Depth of the deepest node (0 for a root-only tree)."""
+        return int(self.depths.max())
+
+    def add(self, parents: Tensor, tokens: Tensor, logq: Tensor) -> Tensor:
+        """Append children ``tokens[i]`` of ``parents[i]`` (existing nodes); returns their indices [k]."""
+        k = parents.numel()
+        if self.size + k > self.capacity:
+            raise ValueError(f"tree capacity {self.capacity} exceeded")
+        new = torch.arange(self.size, self.size + k, device=self._tokens.device)
+        self._tokens[new] = tokens
+        self._parents[new] = parents
+        self._depths[new] = self._depths[parents] + 1
+        self._logq[new] = logq.float()
+        self._logp[new] = self._logp[parents] + logq.float()
+        self._ancestors[new] = self._ancestors[parents]
+        self._ancestors[new, new] = True
+        self.size += k
+        return new
+
+    def position_ids(self, prefix_len: int) -> Tensor:
+        """[1, n]: a node sits at position prefix_len + depth, as on its own root path."""
+        return (prefix_len + self.depths).unsqueeze(0)
+
+    def attention_bias(self, prefix_len: int, dtype: torch.dtype) -> Tensor:
+        """[1, 1, n, prefix_len + n] additive mask: every node sees the prefix and its own path."""
+        n = self.size
+        allowed = torch.ones(n, prefix_len + n, dtype=torch.bool, device=self._tokens.device)
+        allowed[:, prefix_len:] = self.ancestors
+        return additive_mask(allowed, dtype)
+
+    def accepted_path(self, target_next: Tensor) -> Tensor:
+        """Node indices [m + 1] of the longest root path the target accepts greedily.
+
+        ``target_next[i]`` is the target's greedy token after node i. A node is accepted
+        when its token equals its parent's target prediction and its parent is accepted.
+        Siblings carry distinct tokens, so accepted nodes form one chain from the root.
+        """
+        tokens, parents = self.tokens, self.parents
+        match = tokens == target_next[parents.clamp(min=0)]
+        match[0] = True
+        accepted = ~(self.ancestors & ~match.unsqueeze(0)).any(dim=1)
+        deepest = torch.where(accepted, self.depths, -1).argmax()
+        return self.ancestors[deepest].nonzero().flatten()
+
+
+def additive_mask(allowed: Tensor, dtype: torch.dtype) -> Tensor:
+    """Boolean [q, k] visibility to the [1, 1, q, k] additive float mask HF attention adds to scores.
+
+    A float mask works with both the eager and the SDPA attention implementations.
+    """
+    bias = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+    bias.masked_fill_(~allowed, torch.finfo(dtype).min)
+    return bias[None, None]

@@ -1,0 +1,55 @@
+"""The command line on locally saved tiny models with a character-level tokenizer."""
+
+from __future__ import annotations
+
+import pytest
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+from conftest import VOCAB, build_target, noisy_copy
+from dynatree_lib.__main__ import main
+
+
+@pytest.fixture(scope="module")
+def saved_pair(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    chars = [chr(c) for c in range(32, 32 + VOCAB - 1)]
+    vocab = {"<unk>": 0, **{ch: i + 1 for i, ch in enumerate(chars)}}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>")
+    target = build_target("llama")
+    paths = {}
+    for name, model in (("target", target), ("draft", noisy_copy(target, 0.02))):
+        paths[name] = str(root / name)
+        model.save_pretrained(paths[name])
+        tokenizer.save_pretrained(paths[name])
+    return paths
+
+
+def test_generate_prints_the_same_text_for_every_method(saved_pair, capsys):
+    texts = {}
+    for method in ("ar", "linear", "fixed", "dynatree"):
+        main(["generate", "--target", saved_pair["target"], "--draft", saved_pair["draft"],
+              "--method", method, "--prompt", "Hello tree", "--max-new-tokens", "24", "--ignore-eos"])
+        out = capsys.readouterr().out
+        assert "tau" in out and "target_forwards" in out
+        texts[method] = out.split("\n\n")[0]
+    assert texts["ar"].startswith("Hello tree") and len(set(texts.values())) == 1
+
+
+def test_method_parameters_are_validated(saved_pair):
+    base = ["generate", "--target", saved_pair["target"], "--draft", saved_pair["draft"],
+            "--prompt", "x", "--method", "linear"]
+    with pytest.raises(SystemExit, match="k must be >= 1"):
+        main(base + ["--param", "k=0"])
+    with pytest.raises(SystemExit, match="expected key=value"):
+        main(base + ["--param", "depth=3"])
+
+
+def test_compare_reports_exactness_for_every_method(saved_pair, capsys):
+    main(["compare", "--target", saved_pair["target"], "--draft", saved_pair["draft"],
+          "--prompt", "Hello tree", "--max-new-tokens", "16", "--ignore-eos", "--repeats", "1"])
+    table = capsys.readouterr().out.split("\n\n")[1].splitlines()
+    assert [line.split()[0] for line in table[1:]] == ["Autoregressive", "Linear", "FixedTree", "DynaTree"]
+    assert all(line.split()[1] == "yes" for line in table[1:])
