@@ -80,6 +80,26 @@ def cmd_compare(args: argparse.Namespace) -> None:
     print(format_comparison(rows))
 
 
+def cmd_demo(args: argparse.Namespace) -> None:
+    from .compare import compare_methods, format_comparison
+    from .data import prompt_set
+    from .models import load_pair
+
+    pair = load_pair(args.pair, device=args.device)
+    ids = prompt_set("wikitext2", pair.tokenizer, 1, args.max_prompt_tokens, seed=args.seed)[0]
+    input_ids = torch.tensor([ids], device=pair.device)
+    print(f"pair {pair.name} on {pair.device} ({str(pair.dtype).removeprefix('torch.')}); "
+          f"WikiText-2 test prompt of {len(ids)} tokens, {args.max_new_tokens} new tokens\n")
+    methods = [Autoregressive(), Linear(), FixedTree(), DynaTree()]
+    rows = compare_methods(pair.target, pair.draft, input_ids, methods, args.max_new_tokens,
+                           eos_token_id=[], repeats=args.repeats)
+    print(pair.tokenizer.decode(ids), end="")
+    print("\033[1m" + pair.tokenizer.decode(rows[0].new_tokens) + "\033[0m" if sys.stdout.isatty()
+          else " >>> " + pair.tokenizer.decode(rows[0].new_tokens))
+    print()
+    print(format_comparison(rows))
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", required=True, help="target model id or local path")
     p.add_argument("--prompt", required=True)
@@ -107,6 +127,14 @@ def main(argv: list[str] | None = None) -> None:
                      help="comma-separated, from: " + ",".join(METHODS))
     cmp.add_argument("--repeats", type=int, default=3, help="measured rounds after one warm-up")
     cmp.set_defaults(run=cmd_compare)
+    demo = sub.add_parser("demo", help="the four methods on a WikiText-2 prompt with the default pair")
+    demo.add_argument("--pair", help="embedded, pythia or TARGET,DRAFT (default: by device)")
+    demo.add_argument("--device", help="cpu, cuda, ... (default: cuda if available)")
+    demo.add_argument("--max-new-tokens", type=int, default=64)
+    demo.add_argument("--max-prompt-tokens", type=int, default=128)
+    demo.add_argument("--repeats", type=int, default=2, help="measured rounds after one warm-up")
+    demo.add_argument("--seed", type=int, default=0, help="which WikiText-2 test prompt")
+    demo.set_defaults(run=cmd_demo)
     args = parser.parse_args(argv)
     if args.command == "compare" and any(m not in METHODS for m in args.methods.split(",")):
         parser.error(f"--methods: choose from {','.join(METHODS)}")

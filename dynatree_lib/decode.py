@@ -16,7 +16,7 @@ from transformers import DynamicCache
 from .adapt import HistoryController
 from .drafting import draft_tree, growth_rule
 from .methods import Autoregressive, DynaTree, FixedTree, Linear, Method
-from .verify import check_tree_attention, keep_cache_entries, verify_tree
+from .verify import check_tree_attention, keep_cache_entries, verify_tree, vocab_size
 
 
 @dataclass
@@ -148,10 +148,6 @@ def _eos_ids(target, eos_token_id: int | list[int] | None) -> set[int]:
     return {int(eos_token_id)} if isinstance(eos_token_id, int) else {int(t) for t in eos_token_id}
 
 
-def _vocab_size(model) -> int:
-    return model.get_output_embeddings().weight.shape[0]
-
-
 def _validate(target, draft, input_ids, method, max_new_tokens, allow_vocab_padding) -> int:
     """Check everything before any forward; returns the vocabulary size drafts may use."""
     if not isinstance(method, (Autoregressive, Linear, FixedTree, DynaTree)):
@@ -164,7 +160,7 @@ def _validate(target, draft, input_ids, method, max_new_tokens, allow_vocab_padd
         raise ValueError("the prompt is empty: input_ids needs at least one token")
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
-    vocab = _vocab_size(target)
+    vocab = vocab_size(target)
     if int(input_ids.min()) < 0 or int(input_ids.max()) >= vocab:
         raise ValueError(f"input_ids hold token ids outside the target vocabulary [0, {vocab})")
     window = getattr(target.config, "max_position_embeddings", None)
@@ -175,7 +171,7 @@ def _validate(target, draft, input_ids, method, max_new_tokens, allow_vocab_padd
         return vocab
     if draft is None:
         raise ValueError(f"{type(method).__name__} needs a draft model")
-    draft_vocab = _vocab_size(draft)
+    draft_vocab = vocab_size(draft)
     if draft_vocab != vocab:
         if not allow_vocab_padding:
             raise ValueError(

@@ -53,6 +53,12 @@ def keep_cache_entries(cache: DynamicCache, start: int, index: Tensor) -> None:
             setattr(layer, name, states[:, :, :start + index.numel()])
 
 
+def vocab_size(model) -> int:
+    """Size of the model's logits: ``config.vocab_size`` (the output layer may be smaller)."""
+    size = getattr(model.config, "vocab_size", None)
+    return int(size) if size else model.get_output_embeddings().weight.shape[0]
+
+
 def check_tree_attention(model) -> None:
     """Raise :class:`UnsupportedModelError` unless ``model`` verifies trees exactly.
 
@@ -85,7 +91,7 @@ def check_tree_attention(model) -> None:
 @torch.inference_mode()
 def _probe_tree_attention(model, name: str) -> None:
     device = model.device
-    vocab = model.get_output_embeddings().weight.shape[0]
+    vocab = vocab_size(model)
     a, b, c, d = (torch.tensor(t % vocab, device=device) for t in (11, 22, 33, 44))
     cache = DynamicCache(config=model.config)
     model(a.view(1, 1), past_key_values=cache, use_cache=True)

@@ -1,0 +1,81 @@
+"""Model pairs: ``load_pair()`` gives a target, a draft and their shared tokenizer.
+
+Presets:
+* ``"embedded"``: SmolLM2-135M-Instruct + the distilled shortlist draft, offline, float32;
+  the default on CPU.
+* ``"pythia"``: EleutherAI/pythia-2.8b + EleutherAI/pythia-70m from the Hugging Face Hub,
+  float16; the paper's pair and the default on CUDA.
+* ``(target_id_or_path, draft_id_or_path)``: any other pair with the same tokenizer.
+
+``DYNATREE_PAIR`` (a preset name or ``target,draft``) overrides the default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+PYTHIA = ("EleutherAI/pythia-2.8b", "EleutherAI/pythia-70m")
+
+
+@dataclass
+class ModelPair:
+    target: torch.nn.Module
+    draft: torch.nn.Module
+    tokenizer: object
+    name: str
+    device: torch.device
+    dtype: torch.dtype
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_pair(name: str | tuple[str, str] | None = None, *, device: str | torch.device | None = None,
+              dtype: torch.dtype | None = None) -> ModelPair:
+    """Load a (target, draft) pair; see the module docstring for names and defaults."""
+    device = torch.device(device) if device is not None else default_device()
+    if name is None:
+        name = os.environ.get("DYNATREE_PAIR") or ("pythia" if device.type == "cuda" else "embedded")
+    if isinstance(name, str) and "," in name:
+        name = tuple(part.strip() for part in name.split(","))
+    if name == "embedded":
+        from .embedded import load_embedded_draft, load_embedded_target
+
+        dtype = dtype or torch.float32
+        target, tokenizer = load_embedded_target(device, dtype)
+        return ModelPair(target, load_embedded_draft(target), tokenizer, "embedded", device, dtype)
+    if name == "pythia":
+        pair, label = PYTHIA, "pythia"
+    elif isinstance(name, tuple) and len(name) == 2:
+        pair, label = name, f"{name[0]},{name[1]}"
+    else:
+        raise ValueError(f"unknown pair {name!r}: use 'embedded', 'pythia' or (target, draft)")
+    dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+    target, tokenizer = _from_hub(pair[0], device, dtype)
+    draft, draft_tokenizer = _from_hub(pair[1], device, dtype)
+    check_tokenizers(tokenizer, draft_tokenizer)
+    return ModelPair(target, draft, tokenizer, label, device, dtype)
+
+
+def _from_hub(model_id: str, device: torch.device, dtype: torch.dtype):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_id)
+        model = AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype, attn_implementation="sdpa")
+    except OSError as error:
+        raise RuntimeError(
+            f"cannot load {model_id!r} (not a local path, and the Hugging Face Hub is unreachable or "
+            f"does not have it); offline, use load_pair('embedded'). Cause: {str(error).splitlines()[0]}"
+        ) from None
+    return model.to(device).eval(), tokenizer
+
+
+def check_tokenizers(target_tokenizer, draft_tokenizer) -> None:
+    """Target and draft must map text to the same ids."""
+    if target_tokenizer.get_vocab() != draft_tokenizer.get_vocab():
+        raise ValueError("target and draft tokenizers differ: speculative decoding needs the same vocabulary")

@@ -1,0 +1,196 @@
+"""Distil the embedded draft from the embedded target: ``python -m dynatree_lib.train_draft``.
+
+1. label:     the target reads the training text (``data.training_texts``: WikiText-2
+              validation + training books, never evaluation text) in fixed-length chunks
+              and its top-K log-probabilities at every position are stored once in the
+              cache directory (a teacher forward per training step would be far too slow).
+2. shortlist: the S ids the target most often ranks first become the draft's output vocabulary.
+3. train:     draft = target layers ``--layers`` + final norm + the shortlist's rows of the
+              output matrix (input embedding shared with the target, frozen); loss =
+              cross-entropy to the target's top-K distribution restricted to the shortlist
+              + cross-entropy to the target's top-1; AdamW, warm-up + cosine, fixed seed.
+4. export:    int8 weights to ``dynatree_lib/weights/embedded_draft.pt`` and the loss /
+              agreement curve to ``results/draft_training.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .data import training_texts
+from .embedded import DRAFT_WEIGHTS, cache_dir, init_draft_from_target, load_embedded_target, save_draft
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+
+
+def chunk_corpus(tokenizer, seq_len: int, seed: int) -> torch.Tensor:
+    """[N, seq_len] token chunks of all training texts, in a seeded random order."""
+    chunks = []
+    for text in training_texts():
+        ids = torch.tensor(tokenizer(text).input_ids, dtype=torch.int32)
+        n = ids.numel() // seq_len
+        chunks.append(ids[: n * seq_len].view(n, seq_len))
+    chunks = torch.cat(chunks)
+    order = torch.randperm(chunks.shape[0], generator=torch.Generator().manual_seed(seed))
+    return chunks[order]
+
+
+@torch.inference_mode()
+def label(target, chunks: torch.Tensor, top_k: int, path: Path, batch: int = 8) -> dict:
+    """The target's top-K log-probs for every position of ``chunks``; resumable, cached at ``path``."""
+    n = chunks.shape[0]
+    if path.is_file():
+        labels = torch.load(path, weights_only=True)
+        if labels["done"] == n and torch.equal(labels["chunks"], chunks):
+            return labels
+    labels = {"chunks": chunks, "done": 0,
+              "ids": torch.zeros(*chunks.shape, top_k, dtype=torch.int32),
+              "logp": torch.zeros(*chunks.shape, top_k, dtype=torch.float16),
+              "hidden": torch.zeros(*chunks.shape, target.config.hidden_size, dtype=torch.float16)}
+    for start in tqdm(range(0, n, batch), desc="labelling with the target", unit="batch"):
+        x = chunks[start:start + batch].long()
+        hidden = target.model(x).last_hidden_state
+        logp = torch.log_softmax(target.lm_head(hidden).float(), dim=-1)
+        labels["hidden"][start:start + batch] = hidden.half()
+        values, ids = logp.topk(top_k, dim=-1)
+        labels["ids"][start:start + batch] = ids.int()
+        labels["logp"][start:start + batch] = values.half()
+        labels["done"] = min(start + batch, n)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(labels, path)
+    return labels
+
+
+def pick_shortlist(top1: torch.Tensor, size: int, vocab: int) -> torch.Tensor:
+    counts = torch.bincount(top1.flatten().long(), minlength=vocab)
+    return counts.topk(size).indices.sort().values
+
+
+def distillation_loss(hidden: torch.Tensor, scores: torch.Tensor, target_hidden: torch.Tensor,
+                      ids: torch.Tensor, logp: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+    """Soft + hard cross-entropy to the target, plus a feature term.
+
+    hidden/target_hidden [B, T, H] final (normed) hidden states of draft and target;
+    scores [B, T, S] draft logits over the shortlist; ids/logp [B, T, K] the target's
+    top-K; slot maps a token id to its shortlist index (-1 outside). The feature term
+    (mean squared error relative to the target's mean square) gives a dense signal:
+    the output rows start as the target's, so matching features matches logits.
+    """
+    pos = slot[ids.long()]                       # [B, T, K], -1 outside the shortlist
+    inside = pos >= 0
+    weights = torch.where(inside, logp.float().exp(), 0.0)
+    weights = weights / weights.sum(-1, keepdim=True).clamp(min=1e-6)
+    log_q = torch.log_softmax(scores, dim=-1)
+    soft = -(weights * log_q.gather(-1, pos.clamp(min=0))).sum(-1)
+    hard = -log_q.gather(-1, pos[..., :1].clamp(min=0)).squeeze(-1)
+    hard = torch.where(inside[..., 0], hard, 0.0)
+    target_hidden = target_hidden.float()
+    feature = (hidden - target_hidden).pow(2).mean() / target_hidden.pow(2).mean()
+    return (soft + hard).mean() + feature
+
+
+@torch.no_grad()
+def agreement(draft, chunks: torch.Tensor, top1: torch.Tensor, batch: int = 8) -> float:
+    """Teacher-forced top-1 agreement of ``draft`` with the target's top-1 labels."""
+    hits = total = 0
+    for start in range(0, chunks.shape[0], batch):
+        pred = draft(chunks[start:start + batch].long()).logits.argmax(-1)
+        hits += (pred == top1[start:start + batch].long()).sum().item()
+        total += pred.numel()
+    return hits / total
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m dynatree_lib.train_draft",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--label-tokens", type=int, default=700_000, help="teacher-labelled tokens")
+    p.add_argument("--seq-len", type=int, default=256)
+    p.add_argument("--top-k", type=int, default=16, help="target log-probs kept per position")
+    p.add_argument("--shortlist", type=int, default=8192, help="draft output vocabulary size")
+    p.add_argument("--layers", default="0,1,2,3", help="target layers the draft starts from")
+    p.add_argument("--steps", type=int, default=1600)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--heldout-chunks", type=int, default=48, help="chunks kept out for monitoring")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", type=Path, default=DRAFT_WEIGHTS)
+    p.add_argument("--curve", type=Path, default=RESULTS / "draft_training.json")
+    args = p.parse_args(argv)
+
+    torch.manual_seed(args.seed)
+    started = time.time()
+    target, tokenizer = load_embedded_target()
+    for param in target.parameters():
+        param.requires_grad_(False)
+    chunks = chunk_corpus(tokenizer, args.seq_len, args.seed)
+    n = min(chunks.shape[0], math.ceil(args.label_tokens / args.seq_len) + args.heldout_chunks)
+    labels = label(target, chunks[:n], args.top_k,
+                   cache_dir() / f"labels-{args.seq_len}-{args.top_k}-{n}-seed{args.seed}.pt")
+    train_x, held_x = labels["chunks"][args.heldout_chunks:], labels["chunks"][:args.heldout_chunks]
+    train_ids, train_logp = labels["ids"][args.heldout_chunks:], labels["logp"][args.heldout_chunks:]
+    train_hidden = labels["hidden"][args.heldout_chunks:]
+    held_top1 = labels["ids"][:args.heldout_chunks, :, 0]
+
+    vocab = target.config.vocab_size
+    shortlist = pick_shortlist(train_ids[..., 0], args.shortlist, vocab)
+    slot = torch.full((vocab,), -1, dtype=torch.long)
+    slot[shortlist] = torch.arange(shortlist.numel())
+    coverage = (slot[train_ids[..., 0].long()] >= 0).float().mean().item()
+    layers = [int(x) for x in args.layers.split(",")]
+    draft = init_draft_from_target(target, layers, shortlist)
+    params = [q for name, q in draft.named_parameters() if not name.startswith("model.embed_tokens")]
+    for q in draft.model.embed_tokens.parameters():
+        q.requires_grad_(False)
+    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
+    warmup = max(1, args.steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) * (
+        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / args.steps)))))
+    generator = torch.Generator().manual_seed(args.seed)
+    curve = [{"step": 0, "loss": None, "agreement": agreement(draft.eval(), held_x, held_top1),
+              "seconds": time.time() - started}]
+    print(f"{train_x.shape[0] * args.seq_len} labelled tokens, shortlist covers {coverage:.3f} of target "
+          f"top-1, initial held-out agreement {curve[0]['agreement']:.3f}", flush=True)
+    running = []
+    bar = tqdm(range(1, args.steps + 1), desc="distilling", unit="step")
+    for step in bar:
+        draft.train()
+        batch = torch.randint(0, train_x.shape[0], (args.batch,), generator=generator)
+        hidden = draft.model(train_x[batch].long()).last_hidden_state
+        loss = distillation_loss(hidden, draft.lm_head(hidden), train_hidden[batch], train_ids[batch],
+                                 train_logp[batch], slot)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        schedule.step()
+        running.append(loss.item())
+        if step % args.eval_every == 0 or step == args.steps:
+            point = {"step": step, "loss": sum(running) / len(running),
+                     "agreement": agreement(draft.eval(), held_x, held_top1),
+                     "seconds": time.time() - started}
+            curve.append(point)
+            running = []
+            bar.set_postfix(loss=f"{point['loss']:.3f}", agree=f"{point['agreement']:.3f}")
+    meta = {"num_layers": len(layers), "layers": layers, "shortlist_size": shortlist.numel(),
+            "seed": args.seed, "steps": args.steps, "labelled_tokens": int(train_x.numel())}
+    save_draft(draft, args.output, meta)
+    args.curve.parent.mkdir(parents=True, exist_ok=True)
+    args.curve.write_text(json.dumps({
+        "command": "python -m dynatree_lib.train_draft " + " ".join(argv or []),
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "shortlist_top1_coverage": coverage, "weights_bytes": args.output.stat().st_size,
+        "meta": meta, "curve": curve, "total_seconds": time.time() - started}, indent=1))
+    print(f"saved {args.output} ({args.output.stat().st_size / 1e6:.1f} MB); held-out agreement "
+          f"{curve[-1]['agreement']:.3f}; {time.time() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""The benchmark harness on tiny models: every method in one run, exactness recorded, schema enforced."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from conftest import prompt
+from dynatree_lib.bench import format_table, read_results, run_benchmark, spec, validate, write_results
+from dynatree_lib.models import ModelPair
+
+
+@pytest.fixture(scope="module")
+def doc(pair):
+    target, draft = pair
+    bench_pair = ModelPair(target, draft, None, "tiny", target.device, target.dtype)
+    prompts = [prompt(s, length=10).tolist()[0] for s in range(3)]
+    methods = [spec(k) for k in ("hf", "hf-assisted", "prompt-lookup", "linear")] + [
+        spec("fixed", depth=3, branch=2, threshold=0.01), spec("dynatree")]
+    return run_benchmark(bench_pair, prompts, methods, max_new_tokens=16, warmup=1, dataset="random",
+                         progress=False)
+
+
+def test_all_methods_in_one_run_are_exact(doc):
+    labels = [m["label"] for m in doc["methods"]]
+    assert labels == ["ar", "hf", "hf-assisted", "prompt-lookup", "linear", "fixed", "dynatree"]
+    assert len(doc["records"]) == 2 * len(labels)  # 3 prompts, 1 warm-up discarded
+    for label, agg in doc["aggregates"].items():
+        assert agg["identical_to_ar"], label
+        assert agg["speedup"]["mean"] > 0 and agg["prompts"] == 2
+    ar = doc["aggregates"]["ar"]
+    assert ar["tau"]["mean"] == 1.0 and ar["speedup"]["mean"] == 1.0
+    assert doc["aggregates"]["dynatree"]["tau"]["mean"] > 1.0
+    assert doc["aggregates"]["hf-assisted"]["draft_forwards"]["mean"] > 0
+    assert "dynatree" in format_table(doc)
+
+
+def test_results_roundtrip_and_schema_errors(doc, tmp_path):
+    path = write_results(doc, tmp_path / "r.json")
+    assert read_results(path)["records"] == json.loads(json.dumps(doc["records"]))
+    broken = copy.deepcopy(doc)
+    del broken["environment"]["torch"]
+    with pytest.raises(ValueError, match="environment lacks 'torch'"):
+        validate(broken)
+    broken = copy.deepcopy(doc)
+    broken["records"][0]["method"] = "nope"
+    with pytest.raises(ValueError, match="unknown method"):
+        validate(broken)
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json"):
+        read_results(tmp_path / "bad.json")
+
+
+def test_mismatch_is_reported_not_averaged(pair, capsys):
+    target, draft = pair
+    bench_pair = ModelPair(target, draft, None, "tiny", target.device, target.dtype)
+    methods = [spec("linear", label="short", k=2)]
+    import dynatree_lib.bench as bench
+
+    real = bench.run_method
+
+    def corrupt(method, *args):
+        record = real(method, *args)
+        if method.label == "short":
+            record["tokens"] = record["tokens"][:-1] + [record["tokens"][-1] + 1]
+        return record
+
+    bench.run_method = corrupt
+    try:
+        doc = run_benchmark(bench_pair, [prompt(1).tolist()[0]] * 2, methods, 8, warmup=1, progress=False)
+    finally:
+        bench.run_method = real
+    assert doc["aggregates"]["short"]["mismatches"] == 1 and not doc["aggregates"]["short"]["identical_to_ar"]
+    assert "differs from greedy AR" in capsys.readouterr().err
+
+
+def test_unknown_method_and_bad_protocol(pair):
+    with pytest.raises(ValueError, match="unknown method"):
+        spec("medusa")
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        spec("linear", k=0)
+    target, draft = pair
+    bench_pair = ModelPair(target, draft, None, "tiny", target.device, target.dtype)
+    with pytest.raises(ValueError, match="more prompts"):
+        run_benchmark(bench_pair, [[1, 2, 3]], [spec("dynatree")], 4, warmup=1, progress=False)
