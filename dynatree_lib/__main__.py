@@ -100,6 +100,82 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(format_comparison(rows))
 
 
+def _bench_prompts(args, pair, max_prompt_tokens=None):
+    from .data import prompt_set
+
+    return prompt_set(args.dataset, pair.tokenizer, args.num_prompts + args.warmup,
+                      max_prompt_tokens or args.max_prompt_tokens, seed=args.seed)
+
+
+def _bench_run(args, pair, methods, kind, output, max_new_tokens=None, max_prompt_tokens=None):
+    from .bench import format_table, run_benchmark, write_results
+
+    doc = run_benchmark(pair, _bench_prompts(args, pair, max_prompt_tokens), methods,
+                        max_new_tokens or args.max_new_tokens, args.warmup, kind=kind,
+                        dataset=args.dataset, protocol={
+                            "max_prompt_tokens": max_prompt_tokens or args.max_prompt_tokens,
+                            "seed": args.seed, "command": "python -m dynatree_lib " + " ".join(sys.argv[1:])})
+    print(format_table(doc))
+    print(f"wrote {write_results(doc, output)}")
+    return doc
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from .bench import ablation_specs, fixed_grid, parse_methods, sensitivity_specs, spec
+    from .models import load_pair
+
+    pair = load_pair(args.pair, device=args.device)
+    if args.command == "bench":
+        _bench_run(args, pair, parse_methods(args.methods), "main", args.output)
+    elif args.command == "ablation":
+        _bench_run(args, pair, ablation_specs(), "ablation", args.output)
+    elif args.command == "sweep" and args.what == "fixed":
+        grid = fixed_grid(_ints(args.depths), _ints(args.branches), _floats(args.thresholds))
+        _bench_run(args, pair, [*grid, spec("dynatree")], "sweep-fixed", args.output)  # DynaTree as reference
+    elif args.command == "sweep":
+        _bench_run(args, pair, sensitivity_specs(), "sensitivity", args.output)
+    else:  # scaling: one file per grid point
+        methods = parse_methods(args.methods)
+        stem = args.output.removesuffix(".json")
+        for value in _ints(args.grid):
+            if args.what == "length":
+                _bench_run(args, pair, methods, "scaling-length", f"{stem}_T{value}.json",
+                           max_new_tokens=value)
+            else:
+                _bench_run(args, pair, methods, "scaling-prompt", f"{stem}_P{value}.json",
+                           max_prompt_tokens=value)
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",")]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",")]
+
+
+def cmd_draft_report(args: argparse.Namespace) -> None:
+    import json
+    from pathlib import Path
+
+    from .bench import environment
+    from .draft_quality import linear_acceptance, step_cost_ratio, teacher_forced_agreement
+    from .models import load_pair
+
+    pair = load_pair(args.pair, device=args.device)
+    report = {"pair": pair.name, "environment": environment(pair.device, pair.dtype),
+              "command": "python -m dynatree_lib " + " ".join(sys.argv[1:]),
+              "teacher_forced_agreement": teacher_forced_agreement(pair.target, pair.draft, pair.tokenizer,
+                                                                   tokens=args.tokens),
+              "agreement_tokens": args.tokens,
+              "linear_k4_acceptance": linear_acceptance(pair.target, pair.draft, pair.tokenizer),
+              "cost": step_cost_ratio(pair.target, pair.draft)}
+    print(json.dumps(report, indent=1))
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(report, indent=1) + "\n")
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", required=True, help="target model id or local path")
     p.add_argument("--prompt", required=True)
@@ -135,6 +211,40 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--repeats", type=int, default=2, help="measured rounds after one warm-up")
     demo.add_argument("--seed", type=int, default=0, help="which WikiText-2 test prompt")
     demo.set_defaults(run=cmd_demo)
+    rep = sub.add_parser("draft-report", help="draft agreement, acceptance and cost against its target")
+    rep.add_argument("--pair", help="embedded, pythia or TARGET,DRAFT (default: by device)")
+    rep.add_argument("--device")
+    rep.add_argument("--tokens", type=int, default=8192, help="WikiText-2 test tokens for agreement")
+    rep.add_argument("--output", help="also write the report to this JSON file")
+    rep.set_defaults(run=cmd_draft_report)
+    for name, help_text in (("bench", "main comparison of methods over a prompt set"),
+                            ("sweep", "fixed-tree grid (fixed) or DynaTree sensitivity (dynatree)"),
+                            ("scaling", "generation-length (scaling length) or prompt-length grid"),
+                            ("ablation", "fixed tree -> + dynamic breadth/depth -> + history adaptation")):
+        b = sub.add_parser(name, help=help_text)
+        if name == "sweep":
+            b.add_argument("what", choices=["fixed", "dynatree"])
+            b.add_argument("--depths", default="3,5,8")
+            b.add_argument("--branches", default="1,2,3")
+            b.add_argument("--thresholds", default="0.05,0.1,0.2")
+        if name == "scaling":
+            b.add_argument("what", choices=["length", "prompt"])
+            b.add_argument("--grid", required=True, help="comma-separated T or prompt-token values")
+        if name in ("bench", "scaling"):
+            b.add_argument("--methods", default="ar,hf,hf-assisted,prompt-lookup,linear,fixed,dynatree"
+                           if name == "bench" else "ar,linear,fixed,dynatree")
+        b.add_argument("--pair", help="embedded, pythia or TARGET,DRAFT (default: by device)")
+        b.add_argument("--device")
+        b.add_argument("--dataset", choices=["wikitext2", "pg19", "wikitext2-validation"],
+                       default="wikitext2", help="wikitext2-validation: for tuning, never for evaluation")
+        b.add_argument("--num-prompts", type=int, default=10)
+        b.add_argument("--warmup", type=int, default=2)
+        b.add_argument("--max-new-tokens", type=int, default=128)
+        b.add_argument("--max-prompt-tokens", type=int, default=200,
+                       help="prompt truncation in tokens (the paper's 800 characters are ~200 tokens)")
+        b.add_argument("--seed", type=int, default=0, help="prompt selection seed")
+        b.add_argument("--output", required=True, help="results JSON path (scaling: a prefix)")
+        b.set_defaults(run=cmd_bench)
     args = parser.parse_args(argv)
     if args.command == "compare" and any(m not in METHODS for m in args.methods.split(",")):
         parser.error(f"--methods: choose from {','.join(METHODS)}")

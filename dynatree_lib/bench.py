@@ -317,3 +317,38 @@ def format_table(doc: dict) -> str:
                      f"{tput.get('mean', 0):>9.1f} ±{tput.get('std', 0):>5.1f}{mean('speedup'):>8.2f}x"
                      f"{mean('tau'):>7.2f}{mean('acceptance_rate'):>8.2f}{mean('ttft', 1000):>9.1f}")
     return "\n".join(lines)
+
+
+# ---- method sets of the experiments ------------------------------------------------------------
+
+def parse_methods(names: str) -> list[MethodSpec]:
+    """``"ar,hf,linear,dynatree"`` -> specs with each method's default configuration."""
+    return [spec(name.strip()) for name in names.split(",") if name.strip()]
+
+
+def fixed_grid(depths: list[int], branches: list[int], thresholds: list[float],
+               max_nodes: int = 256) -> list[MethodSpec]:
+    return [spec("fixed", f"fixed D={d} B={b} t={t:g}", depth=d, branch=b, threshold=t, max_nodes=max_nodes)
+            for d in depths for b in branches for t in thresholds]
+
+
+def sensitivity_specs() -> list[MethodSpec]:
+    """DynaTree around its defaults: confidence thresholds, branch bounds, depth ranges."""
+    specs = [spec("dynatree", "dynatree default")]
+    for high, low in ((0.95, 0.5), (0.8, 0.3), (0.7, 0.2), (0.6, 0.1)):
+        specs.append(spec("dynatree", f"tau_h={high:g} tau_l={low:g}", tau_high=high, tau_low=low))
+    for lo, mid, hi in ((1, 1, 2), (1, 2, 4), (2, 3, 4)):
+        specs.append(spec("dynatree", f"B={lo}/{mid}/{hi}", min_branch=lo, mid_branch=mid, max_branch=hi))
+    for base, top in ((3, 6), (4, 10), (6, 12)):
+        specs.append(spec("dynatree", f"D0={base} Dmax={top}", base_depth=base, max_depth=top))
+    return specs
+
+
+def ablation_specs(depth: int = 8, branch: int = 3, threshold: float = 0.05,
+                   max_nodes: int = 256) -> list[MethodSpec]:
+    """Fixed tree -> + dynamic breadth and depth -> + history adaptation, with matched limits."""
+    return [spec("fixed", "fixed tree", depth=depth, branch=branch, threshold=threshold, max_nodes=max_nodes),
+            spec("dynatree", "+ dynamic breadth & depth", max_depth=depth, max_branch=branch,
+                 threshold=threshold, max_nodes=max_nodes, adapt=False),
+            spec("dynatree", "+ history adaptation", max_depth=depth, max_branch=branch,
+                 threshold=threshold, max_nodes=max_nodes, adapt=True)]

@@ -80,16 +80,19 @@ def pg19_prompts(min_chars: int = 200) -> list[str]:
 
 def prompt_set(dataset: str, tokenizer, num_prompts: int, max_prompt_tokens: int, seed: int = 0,
                min_chars: int = 200) -> list[list[int]]:
-    """``num_prompts`` token-id prompts of ``dataset`` ('wikitext2' or 'pg19'), chosen by ``seed``
-    and truncated to ``max_prompt_tokens`` tokens."""
+    """``num_prompts`` token-id prompts of ``dataset``, chosen by ``seed`` and truncated to
+    ``max_prompt_tokens`` tokens. Datasets: 'wikitext2' (test split) and 'pg19' for evaluation;
+    'wikitext2-validation' for tuning (it is draft-training text, never an evaluation set)."""
     import random
 
     if dataset == "wikitext2":
         texts = wikitext_prompts("test", min_chars)
+    elif dataset == "wikitext2-validation":
+        texts = wikitext_prompts("validation", min_chars)
     elif dataset == "pg19":
         texts = pg19_prompts(min_chars)
     else:
-        raise ValueError(f"unknown dataset {dataset!r}: use 'wikitext2' or 'pg19'")
+        raise ValueError(f"unknown dataset {dataset!r}: use 'wikitext2', 'pg19' or 'wikitext2-validation'")
     if num_prompts > len(texts):
         raise ValueError(f"{dataset} has {len(texts)} prompts, {num_prompts} requested")
     if max_prompt_tokens < 1:

@@ -223,6 +223,8 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
         GenerationResult with ``new_tokens`` (prompt excluded), ``stats`` and ``trace``.
     """
     method = DynaTree() if method is None else method
+    if controller is not None and not isinstance(method, DynaTree):
+        raise ValueError("a HistoryController only applies to DynaTree")
     vocab = _validate(target, draft, input_ids, method, max_new_tokens, allow_vocab_padding)
     eos = _eos_ids(target, eos_token_id)
     stats = GenerationStats(prompt_tokens=input_ids.shape[1])

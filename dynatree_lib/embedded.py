@@ -54,6 +54,11 @@ def converted_target_dir() -> Path:
     stamp_file = out / "dynatree_stamp.json"
     if stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:
         return out
+    _convert(source, out, stamp)
+    return out
+
+
+def _convert(source: Path, out: Path, stamp: dict) -> None:
     print(f"converting {source.name} to safetensors in {out} (once, ~20 s)...", flush=True)
     tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
     model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
@@ -66,7 +71,6 @@ def converted_target_dir() -> Path:
     (tmp / "dynatree_stamp.json").write_text(json.dumps(stamp))
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
-    return out
 
 
 def load_embedded_target(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):

@@ -12,7 +12,10 @@ Presets:
 
 from __future__ import annotations
 
+import functools
 import os
+import socket
+import urllib.parse
 from dataclasses import dataclass
 
 import torch
@@ -61,17 +64,31 @@ def load_pair(name: str | tuple[str, str] | None = None, *, device: str | torch.
     return ModelPair(target, draft, tokenizer, label, device, dtype)
 
 
+@functools.cache
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """One quick TCP connection to the hub (or ``HF_ENDPOINT``), instead of minutes of retries."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    host = urllib.parse.urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def _from_hub(model_id: str, device: torch.device, dtype: torch.dtype):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    local = os.path.isdir(model_id) or not hub_reachable()  # unreachable hub: the local cache only
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_id)
-        model = AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype, attn_implementation="sdpa")
+        tokenizer = AutoTokenizer.from_pretrained(model_id, local_files_only=local)
+        model = AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype, attn_implementation="sdpa",
+                                                     local_files_only=local)
     except OSError as error:
-        raise RuntimeError(
-            f"cannot load {model_id!r} (not a local path, and the Hugging Face Hub is unreachable or "
-            f"does not have it); offline, use load_pair('embedded'). Cause: {str(error).splitlines()[0]}"
-        ) from None
+        where = "the Hugging Face Hub is unreachable and it is not in the local cache" if local and not \
+            os.path.isdir(model_id) else str(error).splitlines()[0]
+        raise RuntimeError(f"cannot load {model_id!r}: {where}; offline, use load_pair('embedded')") from None
     return model.to(device).eval(), tokenizer
 
 

@@ -53,3 +53,22 @@ def test_compare_reports_exactness_for_every_method(saved_pair, capsys):
     table = capsys.readouterr().out.split("\n\n")[1].splitlines()
     assert [line.split()[0] for line in table[1:]] == ["Autoregressive", "Linear", "FixedTree", "DynaTree"]
     assert all(line.split()[1] == "yes" for line in table[1:])
+
+
+@pytest.mark.parametrize("command", [
+    ["bench", "--methods", "ar,hf,linear,dynatree"],
+    ["sweep", "fixed", "--depths", "2,3", "--branches", "2", "--thresholds", "0.05"],
+    ["ablation"],
+    ["scaling", "length", "--grid", "4,8"],
+])
+def test_benchmark_commands_write_valid_results(saved_pair, tmp_path, command, capsys):
+    from dynatree_lib.bench import read_results
+
+    out = tmp_path / "r.json"
+    main([*command, "--pair", f"{saved_pair['target']},{saved_pair['draft']}", "--num-prompts", "1",
+          "--warmup", "1", "--max-new-tokens", "8", "--max-prompt-tokens", "40", "--output", str(out)])
+    written = sorted(tmp_path.glob("*.json"))
+    assert written and all(read_results(p)["aggregates"] for p in written)
+    assert "wrote" in capsys.readouterr().out
+    for path in written:
+        assert all(a["identical_to_ar"] for a in read_results(path)["aggregates"].values())

@@ -84,6 +84,14 @@ def test_missing_draft_and_wrong_method(pair):
         generate(target, None, prompt(0), "dynatree", 4)
 
 
+def test_controller_needs_dynatree(pair):
+    from dynatree_lib import HistoryController
+
+    target, draft = pair
+    with pytest.raises(ValueError, match="only applies to DynaTree"):
+        generate(target, draft, prompt(0), Linear(), 4, controller=HistoryController(DynaTree()))
+
+
 def test_zero_new_tokens_runs_nothing(pair):
     target, draft = pair
     handle = _no_forward(target)
