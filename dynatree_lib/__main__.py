@@ -168,7 +168,7 @@ def cmd_draft_report(args: argparse.Namespace) -> None:
               "teacher_forced_agreement": teacher_forced_agreement(pair.target, pair.draft, pair.tokenizer,
                                                                    tokens=args.tokens),
               "agreement_tokens": args.tokens,
-              "linear_k4_acceptance": linear_acceptance(pair.target, pair.draft, pair.tokenizer),
+              "linear_acceptance": linear_acceptance(pair.target, pair.draft, pair.tokenizer, k=4),
               "cost": step_cost_ratio(pair.target, pair.draft)}
     print(json.dumps(report, indent=1))
     if args.output:

@@ -37,15 +37,20 @@ def teacher_forced_agreement(target, draft, tokenizer, tokens: int = 4096, seq_l
 
 
 def linear_acceptance(target, draft, tokenizer, k: int = 4, num_prompts: int = 5,
-                      max_new_tokens: int = 64, max_prompt_tokens: int = 128) -> float:
-    """Accepted / drafted tokens of Linear(k) over WikiText-2 test prompts."""
-    accepted = drafted = 0
+                      max_new_tokens: int = 64, max_prompt_tokens: int = 128) -> dict:
+    """Linear(k) over WikiText-2 test prompts: ``accepted_over_drafted`` (the library's
+    acceptance rate) and ``per_token`` = accepted / (accepted + rejections), the estimate of
+    Leviathan et al.'s per-token acceptance probability alpha (one rejection ends an iteration
+    unless all k drafts were accepted)."""
+    accepted = drafted = rejections = 0
     for ids in prompt_set("wikitext2", tokenizer, num_prompts, max_prompt_tokens, seed=1):
         stats = generate(target, draft, torch.tensor([ids], device=target.device), Linear(k=k),
                          max_new_tokens, eos_token_id=[]).stats
         accepted += sum(stats.accepted)
         drafted += sum(stats.drafted_depth)
-    return accepted / drafted
+        rejections += sum(a < d for a, d in zip(stats.accepted, stats.drafted_depth, strict=True))
+    return {"k": k, "accepted_over_drafted": accepted / drafted,
+            "per_token": accepted / (accepted + rejections)}
 
 
 @torch.inference_mode()

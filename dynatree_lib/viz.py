@@ -22,8 +22,13 @@ EDGE = "#9aa5b1"
 
 def show(fig: go.Figure) -> None:
     """Display ``fig`` in a notebook and in the static book alike."""
+    import sys
+
     from IPython.display import display
 
+    if "google.colab" in sys.modules:  # Colab renders neither the mime bundle nor a bare div
+        fig.show(renderer="colab")
+        return
     html = pio.to_html(fig, full_html=False, include_plotlyjs=False,
                        config={"displaylogo": False, "responsive": True})
     display({"application/vnd.plotly.v1+json": json.loads(pio.to_json(fig)), "text/html": html},
@@ -125,4 +130,55 @@ def results_bar_figure(doc: dict, metric: str = "speedup", title: str | None = N
     env = doc["environment"]
     fig.update_layout(title=title or f"{metric} · {doc['pair']['name']} pair · {doc['dataset']} · "
                       f"{env['device_name']}", yaxis={"title": metric}, height=380)
+    return fig
+
+
+def tree_slider_figure(traces: dict[str, IterationTrace], tokenizer=None,
+                       slider_title: str = "config") -> go.Figure:
+    """Several trees in one figure with a slider: static pages can move through configs."""
+    fig = go.Figure()
+    spans, layout = [], None
+    for label, trace in traces.items():
+        single = tree_figure(trace, tokenizer)
+        start = len(fig.data)
+        for item in single.data:
+            fig.add_trace(item)
+        spans.append((label, start, len(fig.data), single.layout.title.text, single.layout.height))
+        layout = layout or single.layout
+    steps = []
+    for i, (label, start, stop, title, height) in enumerate(spans):
+        visible = [start <= j < stop for j in range(len(fig.data))]
+        steps.append({"label": label, "method": "update",
+                      "args": [{"visible": visible}, {"title": f"{label}: {title}", "height": height}]})
+        if i:
+            for j in range(start, stop):
+                fig.data[j].visible = False
+    fig.update_layout(layout)
+    fig.update_layout(title=steps[0]["args"][1]["title"],
+                      sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": f"{slider_title}: "},
+                                "pad": {"t": 40}}])
+    return fig
+
+
+def sweep_heatmap_figure(doc: dict, metric: str = "speedup") -> go.Figure:
+    """Fixed-tree sweep: depth x branch heatmap of ``metric``, one slider step per threshold."""
+    cells = {}
+    for m in doc["methods"]:
+        if m["kind"] == "fixed" and metric in doc["aggregates"][m["label"]]:
+            c = m["config"]
+            cells[(c["threshold"], c["depth"], c["branch"])] = doc["aggregates"][m["label"]][metric]["mean"]
+    thresholds = sorted({t for t, _, _ in cells})
+    depths = sorted({d for _, d, _ in cells})
+    branches = sorted({b for _, _, b in cells})
+    fig = go.Figure()
+    for i, t in enumerate(thresholds):
+        z = [[cells.get((t, d, b)) for b in branches] for d in depths]
+        fig.add_trace(go.Heatmap(z=z, x=[f"B={b}" for b in branches], y=[f"D={d}" for d in depths],
+                                 colorscale="Viridis", visible=i == 0, texttemplate="%{z:.2f}",
+                                 colorbar={"title": metric}))
+    steps = [{"label": f"{t:g}", "method": "update",
+              "args": [{"visible": [j == i for j in range(len(thresholds))]}]}
+             for i, t in enumerate(thresholds)]
+    fig.update_layout(title=f"fixed-tree sweep: {metric} (pruning threshold on the slider)", height=420,
+                      sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": "threshold: "}}])
     return fig

@@ -1,0 +1,64 @@
+"""The embedded offline pair: it loads without network, stays exact and keeps its quality floor."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import dynatree_lib.embedded as embedded
+from conftest import hf_greedy
+from dynatree_lib import Autoregressive, DynaTree, FixedTree, Linear, generate
+from dynatree_lib.data import prompt_set
+from dynatree_lib.draft_quality import teacher_forced_agreement
+from dynatree_lib.models import load_pair
+
+# Regression guard on a fixed slice (first 1,024 WikiText-2 test tokens), where the committed
+# draft measures 0.407. Over 8,192 tokens it measures 0.36 (results/embedded_draft_quality.json):
+# below the 0.40 the project aims for, which a better draft recipe still has to reach.
+AGREEMENT_FLOOR = 0.38
+
+
+@pytest.fixture(scope="module")
+def smol():
+    return load_pair("embedded")
+
+
+def test_pair_loads_offline_with_a_small_draft(smol):
+    assert smol.name == "embedded" and smol.device.type == "cpu"
+    assert smol.target.config.num_hidden_layers == 30 and smol.target.config.vocab_size == 49152
+    assert smol.draft.config.vocab_size == 49152 and smol.draft.config.num_hidden_layers < 30
+    assert smol.draft.model.embed_tokens.weight is smol.target.model.embed_tokens.weight  # shared, not stored
+    assert embedded.DRAFT_WEIGHTS.stat().st_size <= 20_000_000
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_all_methods_exact_on_wikitext_prompts(smol, seed):
+    ids = torch.tensor(prompt_set("wikitext2", smol.tokenizer, 1, 64, seed=seed))
+    reference = hf_greedy(smol.target, ids, 32)
+    for method in (Autoregressive(), Linear(k=4), FixedTree(), DynaTree()):
+        assert generate(smol.target, smol.draft, ids, method, 32, eos_token_id=[]).new_tokens == reference
+
+
+def test_draft_agreement_floor(smol):
+    """Fails if a retrained draft regresses: a fixed held-out slice of WikiText-2 test."""
+    agreement = teacher_forced_agreement(smol.target, smol.draft, smol.tokenizer, tokens=1024)
+    assert agreement >= AGREEMENT_FLOOR
+
+
+def test_stale_conversion_cache_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("DYNATREE_CACHE", str(tmp_path))
+    out = tmp_path / "smollm2-135m-instruct"
+    out.mkdir()
+    (out / "dynatree_stamp.json").write_text(json.dumps({"gguf": "old", "size": 1, "mtime": 0}))
+    calls = []
+    monkeypatch.setattr(embedded, "_convert", lambda source, out, stamp: calls.append(stamp))
+    assert embedded.converted_target_dir() == out and len(calls) == 1
+    (out / "dynatree_stamp.json").write_text(json.dumps(calls[0]))
+    assert embedded.converted_target_dir() == out and len(calls) == 1  # fresh: no rebuild
+
+
+def test_missing_draft_weights_error(smol, tmp_path):
+    with pytest.raises(FileNotFoundError, match="train_draft"):
+        embedded.load_embedded_draft(smol.target, tmp_path / "none.pt")
