@@ -99,3 +99,10 @@ def prompt_set(dataset: str, tokenizer, num_prompts: int, max_prompt_tokens: int
         raise ValueError(f"max_prompt_tokens must be >= 1, got {max_prompt_tokens}")
     chosen = random.Random(seed).sample(texts, num_prompts)
     return [tokenizer(text).input_ids[:max_prompt_tokens] for text in chosen]
+
+
+def chars_per_token(dataset: str, tokenizer, limit: int = 100) -> float:
+    """Mean characters per token over (up to ``limit``) prompt texts of ``dataset``: maps the
+    paper's character caps to ``max_prompt_tokens``."""
+    texts = {"wikitext2": lambda: wikitext_prompts("test"), "pg19": pg19_prompts}[dataset]()[:limit]
+    return sum(len(t) for t in texts) / sum(len(tokenizer(t).input_ids) for t in texts)

@@ -62,3 +62,7 @@ def test_missing_and_corrupt_files_are_named(tmp_path, monkeypatch):
         data.wikitext_lines("test")
     with pytest.raises(FileNotFoundError, match="train_books"):
         data.book_texts("train_books/text")
+
+
+def test_chars_per_token_maps_character_caps_to_tokens():
+    assert data.chars_per_token("pg19", CharTokenizer()) == 1.0  # one id per character
