@@ -1,4 +1,7 @@
-"""Command line: ``python -m dynatree_lib generate ...`` (more commands arrive with the book)."""
+"""Command line: ``python -m dynatree_lib COMMAND``.
+
+Commands: generate, compare, demo, draft-report, bench, sweep, scaling, ablation.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +11,10 @@ from dataclasses import fields
 
 import torch
 
+from .bench import OUR_METHODS as METHODS  # one name -> config table for the CLI and the benchmarks
 from .decode import generate
 from .methods import Autoregressive, DynaTree, FixedTree, Linear
 
-METHODS = {"ar": Autoregressive, "linear": Linear, "fixed": FixedTree, "dynatree": DynaTree}
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
           "bfloat16": torch.bfloat16}
 
