@@ -226,7 +226,8 @@ def run_benchmark(pair, prompts: list[list[int]], methods: list[MethodSpec], max
                           f"at new token {first}", file=sys.stderr)
                 records.append(record)
     doc = {"schema": SCHEMA, "kind": kind, "environment": environment(pair.device, pair.dtype),
-           "pair": {"name": pair.name, "target": _model_name(pair.target), "draft": _model_name(pair.draft)},
+           "pair": {"name": pair.name, "target": _model_name(pair.target), "draft": _model_name(pair.draft),
+                    "packed_weights": bool(getattr(pair, "packed", False))},
            "dataset": dataset,
            "protocol": {"num_prompts": len(prompts) - warmup, "warmup": warmup,
                         "max_new_tokens": max_new_tokens, **(protocol or {})},
@@ -321,9 +322,21 @@ def format_table(doc: dict) -> str:
 
 # ---- method sets of the experiments ------------------------------------------------------------
 
+# Named variants usable in --methods next to the method kinds.
+VARIANTS = {"dynatree+lookup": ("dynatree", {"lookup": PROMPT_LOOKUP_TOKENS})}
+
+
 def parse_methods(names: str) -> list[MethodSpec]:
-    """``"ar,hf,linear,dynatree"`` -> specs with each method's default configuration."""
-    return [spec(name.strip()) for name in names.split(",") if name.strip()]
+    """``"ar,hf,linear,dynatree"`` -> specs with each method's default configuration
+    (``dynatree+lookup``: DynaTree with the context-lookup extension, L = 10)."""
+    specs = []
+    for name in (n.strip() for n in names.split(",")):
+        if name in VARIANTS:
+            kind, config = VARIANTS[name]
+            specs.append(spec(kind, name, **config))
+        elif name:
+            specs.append(spec(name))
+    return specs
 
 
 def fixed_grid(depths: list[int], branches: list[int], thresholds: list[float],

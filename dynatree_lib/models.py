@@ -8,6 +8,8 @@ Presets:
 * ``(target_id_or_path, draft_id_or_path)``: any other pair with the same tokenizer.
 
 ``DYNATREE_PAIR`` (a preset name or ``target,draft``) overrides the default.
+On CPU in float32 both models get oneDNN-packed linear weights (``packing.py``):
+the same computation, faster, for every method alike; ``pack_weights=False`` opts out.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class ModelPair:
     name: str
     device: torch.device
     dtype: torch.dtype
+    packed: bool = False  # linear weights packed for oneDNN (CPU float32 fast path)
 
 
 def default_device() -> torch.device:
@@ -38,8 +41,17 @@ def default_device() -> torch.device:
 
 
 def load_pair(name: str | tuple[str, str] | None = None, *, device: str | torch.device | None = None,
-              dtype: torch.dtype | None = None) -> ModelPair:
+              dtype: torch.dtype | None = None, pack_weights: bool = True) -> ModelPair:
     """Load a (target, draft) pair; see the module docstring for names and defaults."""
+    pair = _load(name, device, dtype)
+    if pack_weights:
+        from .packing import pack_linear_weights
+
+        pair.packed = bool(pack_linear_weights(pair.target)) and bool(pack_linear_weights(pair.draft))
+    return pair
+
+
+def _load(name, device, dtype) -> ModelPair:
     device = torch.device(device) if device is not None else default_device()
     if name is None:
         name = os.environ.get("DYNATREE_PAIR") or ("pythia" if device.type == "cuda" else "embedded")
