@@ -15,6 +15,7 @@ from transformers import DynamicCache
 
 from .adapt import HistoryController
 from .drafting import draft_tree, growth_rule
+from .lookup import find_continuation, graft_chain
 from .methods import Autoregressive, DynaTree, FixedTree, Linear, Method
 from .verify import check_tree_attention, keep_cache_entries, verify_tree, vocab_size
 
@@ -276,6 +277,8 @@ def _speculate(target, draft, input_ids, method, max_new_tokens, eos, vocab, con
         pending = sequence[draft_cache.get_seq_length():]
         drafted = draft_tree(draft, draft_cache, pending, prefix_len, rule, vocab)
         tree = drafted.tree
+        if rule.lookup:
+            graft_chain(tree, find_continuation(sequence, rule.lookup, method.lookup_ngram))
         stats.time_draft += clock.lap()
         target_next = verify_tree(target, cache, tree, prefix_len)
         stats.time_verify += clock.lap()

@@ -36,6 +36,7 @@ class GrowthRule:
     threshold: float
     breadth: Callable[[Tensor], Tensor]
     expands: Callable[[int, Tensor], Tensor]
+    lookup: int = 0  # room for a grafted context-lookup chain (lookup.py), beyond max_nodes
 
 
 def growth_rule(method: Linear | FixedTree | DynaTree, controller: HistoryController | None,
@@ -68,7 +69,7 @@ def growth_rule(method: Linear | FixedTree | DynaTree, controller: HistoryContro
             return gate if depth < base_depth else gate & (logp > log_deep)
 
         return GrowthRule(max_depth, method.max_nodes, method.max_branch, method.threshold,
-                          breadth, expands)
+                          breadth, expands, min(method.lookup, depth_cap))
     raise TypeError(f"no growth rule for {type(method).__name__}")
 
 
@@ -107,7 +108,7 @@ def draft_tree(draft, cache, pending: Tensor, prefix_len: int, rule: GrowthRule,
         vocab_size: draft logits beyond it are ignored (padded embedding matrices).
     """
     device = pending.device
-    tree = TokenTree(pending[-1], rule.max_nodes + 1, device)
+    tree = TokenTree(pending[-1], rule.max_nodes + 1 + rule.lookup, device)
     rank = torch.full((tree.capacity,), -1, dtype=torch.long, device=device)
     if rule.max_depth == 0:
         return DraftedTree(tree, rank, False, 0)
@@ -121,7 +122,7 @@ def draft_tree(draft, cache, pending: Tensor, prefix_len: int, rule: GrowthRule,
     while True:
         children = _add_children(tree, frontier, logits, rule)
         depth += 1
-        if children.numel() == 0 or tree.size == tree.capacity:
+        if children.numel() == 0 or tree.size > rule.max_nodes:
             break
         frontier = children[rule.expands(depth, tree.logp[children])]
         if frontier.numel() == 0:
@@ -150,7 +151,7 @@ def _add_children(tree: TokenTree, frontier: Tensor, logits: Tensor, rule: Growt
     logp = tree._logp[frontier].unsqueeze(1) + logq
     if rule.threshold > 0:
         keep &= logp >= math.log(rule.threshold)
-    budget = tree.capacity - tree.size
+    budget = rule.max_nodes + 1 - tree.size
     if int(keep.sum()) > budget:  # strict node budget: the most probable candidates win
         best = logp.masked_fill(~keep, -math.inf).flatten().topk(budget).indices
         keep = torch.zeros_like(keep).flatten().index_fill_(0, best, True).view_as(keep)

@@ -100,6 +100,9 @@ class DynaTree:
         target_acceptance: alpha*, the controller's set point for that statistic.
         depth_gain: k_D, change of D_0 per unit of acceptance error per iteration.
         tau_gain: k_tau, change of tau_high per unit of acceptance error per iteration.
+        lookup: L, extension (not in the paper): graft up to L tokens copied from earlier
+            context (prompt lookup) onto every tree, outside the N_max budget; 0 = off.
+        lookup_ngram: longest suffix n-gram matched by the lookup.
     """
 
     base_depth: int = 5
@@ -118,6 +121,8 @@ class DynaTree:
     target_acceptance: float = 0.7
     depth_gain: float = 2.0
     tau_gain: float = 0.1
+    lookup: int = 0
+    lookup_ngram: int = 3
 
     def __post_init__(self) -> None:
         for name in ("base_depth", "max_depth", "min_branch", "mid_branch", "max_branch",
@@ -140,6 +145,8 @@ class DynaTree:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        _check_int("lookup", self.lookup, 0)
+        _check_int("lookup_ngram", self.lookup_ngram, 1)
         if not isinstance(self.adapt, bool):
             raise ValueError(f"adapt must be True or False, got {self.adapt!r}")
 
