@@ -1,6 +1,6 @@
 """Command line: ``python -m dynatree_lib COMMAND``.
 
-Commands: generate, compare, demo, draft-report, bench, sweep, scaling, ablation.
+Commands: generate, compare, demo, draft-report, costs, bench, sweep, scaling, ablation.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from .data import prompt_set
     from .models import load_pair
 
-    pair = load_pair(args.pair, device=args.device)
+    pair = load_pair(args.pair, device=args.device, pack_weights=not args.no_pack)
     ids = prompt_set("wikitext2", pair.tokenizer, 1, args.max_prompt_tokens, seed=args.seed)[0]
     input_ids = torch.tensor([ids], device=pair.device)
     print(f"pair {pair.name} on {pair.device} ({str(pair.dtype).removeprefix('torch.')}); "
@@ -127,7 +127,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from .bench import ablation_specs, fixed_grid, parse_methods, sensitivity_specs, spec
     from .models import load_pair
 
-    pair = load_pair(args.pair, device=args.device)
+    pair = load_pair(args.pair, device=args.device, pack_weights=not args.no_pack)
     if args.command == "bench":
         _bench_run(args, pair, parse_methods(args.methods), "main", args.output)
     elif args.command == "ablation":
@@ -149,6 +149,26 @@ def cmd_bench(args: argparse.Namespace) -> None:
                            max_prompt_tokens=value)
 
 
+def cmd_costs(args: argparse.Namespace) -> None:
+    import json
+    from pathlib import Path
+
+    from .costs import cost_document
+    from .models import load_pair
+
+    pair = load_pair(args.pair, device=args.device, pack_weights=False)
+    doc = cost_document(pair, tuple(_ints(args.sizes)), args.prefix_len, args.repeats,
+                        command="python -m dynatree_lib " + " ".join(sys.argv[1:]))
+    for role, curves in doc["curves"].items():
+        for name, curve in curves.items():
+            one = curve["1"]
+            print(f"{role:>6} {name:>7}: " + "  ".join(f"{n}:{t / one:.2f}" for n, t in curve.items())
+                  + f"   (x one-token step = {one * 1000:.1f} ms)")
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote {args.output}")
+
+
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",")]
 
@@ -165,7 +185,7 @@ def cmd_draft_report(args: argparse.Namespace) -> None:
     from .draft_quality import linear_acceptance, step_cost_ratio, teacher_forced_agreement
     from .models import load_pair
 
-    pair = load_pair(args.pair, device=args.device)
+    pair = load_pair(args.pair, device=args.device, pack_weights=not args.no_pack)
     report = {"pair": pair.name, "environment": environment(pair.device, pair.dtype),
               "command": "python -m dynatree_lib " + " ".join(sys.argv[1:]),
               "teacher_forced_agreement": teacher_forced_agreement(pair.target, pair.draft, pair.tokenizer,
@@ -209,6 +229,8 @@ def main(argv: list[str] | None = None) -> None:
     demo = sub.add_parser("demo", help="the four methods on a WikiText-2 prompt with the default pair")
     demo.add_argument("--pair", help="embedded, pythia or TARGET,DRAFT (default: by device)")
     demo.add_argument("--device", help="cpu, cuda, ... (default: cuda if available)")
+    demo.add_argument("--no-pack", action="store_true",
+                     help="CPU: keep the default float32 matmul (no oneDNN weight packing)")
     demo.add_argument("--max-new-tokens", type=int, default=64)
     demo.add_argument("--max-prompt-tokens", type=int, default=128)
     demo.add_argument("--repeats", type=int, default=2, help="measured rounds after one warm-up")
@@ -217,9 +239,19 @@ def main(argv: list[str] | None = None) -> None:
     rep = sub.add_parser("draft-report", help="draft agreement, acceptance and cost against its target")
     rep.add_argument("--pair", help="embedded, pythia or TARGET,DRAFT (default: by device)")
     rep.add_argument("--device")
+    rep.add_argument("--no-pack", action="store_true",
+                     help="CPU: keep the default float32 matmul (no oneDNN weight packing)")
     rep.add_argument("--tokens", type=int, default=8192, help="WikiText-2 test tokens for agreement")
     rep.add_argument("--output", help="also write the report to this JSON file")
     rep.set_defaults(run=cmd_draft_report)
+    cost = sub.add_parser("costs", help="forward-cost curves of target and draft (default, packed)")
+    cost.add_argument("--pair", help="embedded, pythia or TARGET,DRAFT (default: by device)")
+    cost.add_argument("--device")
+    cost.add_argument("--sizes", default="1,2,3,4,6,8,12,16,24,32,48,64", help="tokens per forward")
+    cost.add_argument("--prefix-len", type=int, default=256, help="cached tokens before each forward")
+    cost.add_argument("--repeats", type=int, default=5)
+    cost.add_argument("--output", required=True, help="JSON path, e.g. results/costs_embedded_cpu.json")
+    cost.set_defaults(run=cmd_costs)
     for name, help_text in (("bench", "main comparison of methods over a prompt set"),
                             ("sweep", "fixed-tree grid (fixed) or DynaTree sensitivity (dynatree)"),
                             ("scaling", "generation-length (scaling length) or prompt-length grid"),
@@ -234,10 +266,15 @@ def main(argv: list[str] | None = None) -> None:
             b.add_argument("what", choices=["length", "prompt"])
             b.add_argument("--grid", required=True, help="comma-separated T or prompt-token values")
         if name in ("bench", "scaling"):
-            b.add_argument("--methods", default="ar,hf,hf-assisted,prompt-lookup,linear,fixed,dynatree"
-                           if name == "bench" else "ar,linear,fixed,dynatree")
+            ours = "linear,fixed,dynatree,dynatree+lookup"
+            b.add_argument("--methods", default=f"ar,hf,hf-assisted,prompt-lookup,{ours}" if name == "bench"
+                           else f"ar,{ours}",
+                           help="comma-separated: ar, hf, hf-assisted, prompt-lookup, linear, fixed, "
+                                "dynatree, dynatree+lookup (DynaTree with the context-lookup extension)")
         b.add_argument("--pair", help="embedded, pythia or TARGET,DRAFT (default: by device)")
         b.add_argument("--device")
+        b.add_argument("--no-pack", action="store_true",
+                         help="CPU: keep the default float32 matmul (no oneDNN weight packing)")
         b.add_argument("--dataset", choices=["wikitext2", "pg19", "wikitext2-validation"],
                        default="wikitext2", help="wikitext2-validation: for tuning, never for evaluation")
         b.add_argument("--num-prompts", type=int, default=10)

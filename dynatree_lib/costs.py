@@ -9,11 +9,17 @@ the speedup a method should reach (the book's cost model).
 
 from __future__ import annotations
 
+import datetime
+import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from transformers import DynamicCache
+
+COSTS_SCHEMA = "dynatree-costs/1"
+SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 
 
 @torch.inference_mode()
@@ -27,6 +33,8 @@ def forward_cost_curve(model, sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 
     cache = DynamicCache(config=model.config)
     model(prefix, past_key_values=cache, use_cache=True)
     times: dict[int, list[float]] = {n: [] for n in sizes}
+    model(prefix[:, -1:], past_key_values=cache, use_cache=True)  # one cached step warms the kernels
+    cache.crop(-1)
     for _ in range(repeats + 1):  # the first round warms up and is dropped
         for n in sizes:
             tokens = torch.randint(0, vocab, (1, n), generator=generator).to(device)
@@ -49,3 +57,54 @@ def predicted_speedup(tau: float, verify_cost: float, draft_forwards_per_iterati
     x ``draft_cost`` and commits ``tau`` tokens, where AR commits one per unit.
     """
     return tau / (verify_cost + draft_forwards_per_iteration * draft_cost)
+
+
+def cost_document(pair, sizes: tuple[int, ...] = SIZES, prefix_len: int = 256, repeats: int = 5,
+                  command: str = "") -> dict:
+    """Forward-cost curves of target and draft, with the default weights and (CPU) packed.
+
+    ``pair`` must be loaded with ``pack_weights=False``; its models are packed here, in
+    place, after the default curves are measured, so both come from the same run.
+    """
+    from .bench import environment
+    from .packing import pack_linear_weights
+
+    curves: dict[str, dict[str, dict[str, float]]] = {"target": {}, "draft": {}}
+    for role in curves:
+        model = getattr(pair, role)
+        curves[role]["default"] = _str_keys(forward_cost_curve(model, sizes, prefix_len, repeats))
+    for role in curves:
+        if pack_linear_weights(getattr(pair, role)):
+            curves[role]["packed"] = _str_keys(forward_cost_curve(getattr(pair, role), sizes, prefix_len,
+                                                                  repeats))
+    return {"schema": COSTS_SCHEMA, "environment": environment(pair.device, pair.dtype),
+            "pair": pair.name, "command": command, "prefix_len": prefix_len, "repeats": repeats,
+            "sizes": list(sizes), "curves": curves,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def read_costs(path: str | Path) -> dict:
+    """A cost document written by ``python -m dynatree_lib costs`` (validated)."""
+    doc = json.loads(Path(path).read_text())
+    if doc.get("schema") != COSTS_SCHEMA or not {"target", "draft"} <= set(doc.get("curves", {})):
+        raise ValueError(f"{path} is not a {COSTS_SCHEMA} document")
+    for role in ("target", "draft"):
+        if "default" not in doc["curves"][role]:
+            raise ValueError(f"{path}: {role} has no default curve")
+    return doc
+
+
+def curve_cost(curve: dict[str, float], n: float) -> float:
+    """Seconds of one forward of ``n`` tokens, interpolated linearly between measured sizes."""
+    points = sorted((int(k), v) for k, v in curve.items())
+    if n <= points[0][0]:
+        return points[0][1]
+    for (n0, c0), (n1, c1) in zip(points, points[1:], strict=False):
+        if n <= n1:
+            return c0 + (c1 - c0) * (n - n0) / (n1 - n0)
+    (n0, c0), (n1, c1) = points[-2], points[-1]
+    return c1 + (c1 - c0) * (n - n1) / (n1 - n0)
+
+
+def _str_keys(curve: dict[int, float]) -> dict[str, float]:
+    return {str(n): t for n, t in curve.items()}

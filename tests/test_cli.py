@@ -72,3 +72,14 @@ def test_benchmark_commands_write_valid_results(saved_pair, tmp_path, command, c
     assert "wrote" in capsys.readouterr().out
     for path in written:
         assert all(a["identical_to_ar"] for a in read_results(path)["aggregates"].values())
+
+
+def test_costs_command_writes_both_curves(saved_pair, tmp_path, capsys):
+    from dynatree_lib.costs import read_costs
+
+    out = tmp_path / "costs.json"
+    main(["costs", "--pair", f"{saved_pair['target']},{saved_pair['draft']}", "--sizes", "1,2,4",
+          "--prefix-len", "8", "--repeats", "1", "--output", str(out)])
+    doc = read_costs(out)
+    assert list(doc["curves"]["target"]["default"]) == ["1", "2", "4"]
+    assert "x one-token step" in capsys.readouterr().out
