@@ -164,6 +164,11 @@ def save_draft(draft: ShortlistLlamaForCausalLM, path: Path, meta: dict) -> None
     torch.save({"meta": meta, "state": quantize_state(trainable_state(draft))}, path)
 
 
+def load_draft_meta(path: Path = DRAFT_WEIGHTS) -> dict:
+    """The training metadata stored with a draft weights file (layers, shortlist size, steps, ...)."""
+    return torch.load(path, map_location="cpu", weights_only=True)["meta"]
+
+
 def load_embedded_draft(target, path: Path = DRAFT_WEIGHTS) -> ShortlistLlamaForCausalLM:
     """Rebuild the distilled draft from the target and the committed weights file."""
     if not path.is_file():

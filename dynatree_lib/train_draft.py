@@ -25,21 +25,31 @@ import torch
 from tqdm import tqdm
 
 from .data import training_texts
-from .embedded import DRAFT_WEIGHTS, cache_dir, init_draft_from_target, load_embedded_target, save_draft
+from .embedded import (
+    DRAFT_WEIGHTS,
+    cache_dir,
+    init_draft_from_target,
+    load_draft_meta,
+    load_embedded_draft,
+    load_embedded_target,
+    save_draft,
+)
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 
-def chunk_corpus(tokenizer, seq_len: int, seed: int) -> torch.Tensor:
-    """[N, seq_len] token chunks of all training texts, in a seeded random order."""
-    chunks = []
-    for text in training_texts():
+def chunk_corpus(tokenizer, seq_len: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """[N, seq_len] token chunks of all training texts in a seeded random order, and [N] the
+    index of the text each chunk comes from (0 = WikiText-2 validation, then the books)."""
+    chunks, sources = [], []
+    for source, text in enumerate(training_texts()):
         ids = torch.tensor(tokenizer(text).input_ids, dtype=torch.int32)
         n = ids.numel() // seq_len
         chunks.append(ids[: n * seq_len].view(n, seq_len))
-    chunks = torch.cat(chunks)
+        sources.append(torch.full((n,), source))
+    chunks, sources = torch.cat(chunks), torch.cat(sources)
     order = torch.randperm(chunks.shape[0], generator=torch.Generator().manual_seed(seed))
-    return chunks[order]
+    return chunks[order], sources[order]
 
 
 @torch.inference_mode()
@@ -121,6 +131,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--heldout-chunks", type=int, default=48, help="chunks kept out for monitoring")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--wikitext-weight", type=float, default=None,
+                   help="probability that a training chunk comes from WikiText-2 validation "
+                        "(default: uniform over all chunks)")
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="continue from a saved draft (its layers, shortlist) instead of target layers")
     p.add_argument("--output", type=Path, default=DRAFT_WEIGHTS)
     p.add_argument("--curve", type=Path, default=RESULTS / "draft_training.json")
     args = p.parse_args(argv)
@@ -130,13 +145,19 @@ def main(argv: list[str] | None = None) -> None:
     target, tokenizer = load_embedded_target()
     for param in target.parameters():
         param.requires_grad_(False)
-    chunks = chunk_corpus(tokenizer, args.seq_len, args.seed)
+    chunks, sources = chunk_corpus(tokenizer, args.seq_len, args.seed)
     n = min(chunks.shape[0], math.ceil(args.label_tokens / args.seq_len) + args.heldout_chunks)
     labels = label(target, chunks[:n], args.top_k,
                    cache_dir() / f"labels-{args.seq_len}-{args.top_k}-{n}-seed{args.seed}.pt")
     train_x, held_x = labels["chunks"][args.heldout_chunks:], labels["chunks"][:args.heldout_chunks]
     train_ids, train_logp = labels["ids"][args.heldout_chunks:], labels["logp"][args.heldout_chunks:]
     train_hidden = labels["hidden"][args.heldout_chunks:]
+    # Sampling weights: WikiText-2 validation chunks get probability mass --wikitext-weight
+    # (the evaluation domain is WikiText-2 test), the books share the rest.
+    is_wiki = (sources[args.heldout_chunks:n] == 0).float()
+    if args.wikitext_weight is not None:
+        sample_weights = torch.where(is_wiki > 0, args.wikitext_weight / is_wiki.sum(),
+                                     (1 - args.wikitext_weight) / (1 - is_wiki).sum())
     held_top1 = labels["ids"][:args.heldout_chunks, :, 0]
 
     vocab = target.config.vocab_size
@@ -145,7 +166,15 @@ def main(argv: list[str] | None = None) -> None:
     slot[shortlist] = torch.arange(shortlist.numel())
     coverage = (slot[train_ids[..., 0].long()] >= 0).float().mean().item()
     layers = [int(x) for x in args.layers.split(",")]
-    draft = init_draft_from_target(target, layers, shortlist)
+    if args.init_from is not None:  # a later stage: continue from a saved draft and its shortlist
+        draft = load_embedded_draft(target, args.init_from).float()
+        shortlist = draft.shortlist.clone()
+        slot.fill_(-1)
+        slot[shortlist] = torch.arange(shortlist.numel())
+        coverage = (slot[train_ids[..., 0].long()] >= 0).float().mean().item()
+        layers = load_draft_meta(args.init_from)["layers"]
+    else:
+        draft = init_draft_from_target(target, layers, shortlist)
     params = [q for name, q in draft.named_parameters() if not name.startswith("model.embed_tokens")]
     for q in draft.model.embed_tokens.parameters():
         q.requires_grad_(False)
@@ -162,7 +191,10 @@ def main(argv: list[str] | None = None) -> None:
     bar = tqdm(range(1, args.steps + 1), desc="distilling", unit="step")
     for step in bar:
         draft.train()
-        batch = torch.randint(0, train_x.shape[0], (args.batch,), generator=generator)
+        if args.wikitext_weight is None:  # stage 1's original sampler, kept so its run reproduces
+            batch = torch.randint(0, train_x.shape[0], (args.batch,), generator=generator)
+        else:
+            batch = torch.multinomial(sample_weights, args.batch, replacement=True, generator=generator)
         hidden = draft.model(train_x[batch].long()).last_hidden_state
         loss = distillation_loss(hidden, draft.lm_head(hidden), train_hidden[batch], train_ids[batch],
                                  train_logp[batch], slot)
@@ -180,7 +212,9 @@ def main(argv: list[str] | None = None) -> None:
             running = []
             bar.set_postfix(loss=f"{point['loss']:.3f}", agree=f"{point['agreement']:.3f}")
     meta = {"num_layers": len(layers), "layers": layers, "shortlist_size": shortlist.numel(),
-            "seed": args.seed, "steps": args.steps, "labelled_tokens": int(train_x.numel())}
+            "seed": args.seed, "steps": args.steps, "labelled_tokens": int(train_x.numel()),
+            "wikitext_weight": args.wikitext_weight,
+            "init_from": None if args.init_from is None else args.init_from.name}
     save_draft(draft, args.output, meta)
     args.curve.parent.mkdir(parents=True, exist_ok=True)
     args.curve.write_text(json.dumps({
