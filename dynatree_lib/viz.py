@@ -182,3 +182,176 @@ def sweep_heatmap_figure(doc: dict, metric: str = "speedup") -> go.Figure:
     fig.update_layout(title=f"fixed-tree sweep: {metric} (pruning threshold on the slider)", height=420,
                       sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": "threshold: "}}])
     return fig
+
+
+# ---- results chapters: every function below reads result documents only ----------------------
+
+TABLE_COLUMNS = {"throughput": ("tok/s", 1.0), "speedup": ("speedup", 1.0), "tau": ("tau", 1.0),
+                 "acceptance_rate": ("acceptance", 1.0), "ttft": ("TTFT ms", 1000.0),
+                 "tpot": ("TPOT ms", 1000.0), "iterations": ("iterations", 1.0),
+                 "target_forwards": ("target fwd", 1.0), "draft_forwards": ("draft fwd", 1.0),
+                 "peak_memory_bytes": ("peak MB", 1e-6)}
+
+
+def run_description(doc: dict) -> str:
+    """The machine, pair and command behind a results file: printed above its tables and figures."""
+    env, protocol = doc["environment"], doc["protocol"]
+    return (f"{doc['pair']['name']} pair on {env['device_name']} ({env['device']}, {env['dtype']}, "
+            f"{env['threads']} threads), torch {env['torch']}, transformers {env['transformers']}, "
+            f"{env['date'][:10]}, commit {str(env['git_commit'])[:8]}\n"
+            f"{protocol['num_prompts']} prompts after {protocol['warmup']} warm-up, "
+            f"T = {protocol['max_new_tokens']}; command: {protocol['command']}")
+
+
+def results_frame(doc: dict, std: bool = False):
+    """A pandas table of the aggregates: one row per method, means (``std=True``: "mean ± std")."""
+    import pandas as pd
+
+    rows = {}
+    for label, a in doc["aggregates"].items():
+        row = {"exact": "yes" if a["identical_to_ar"] else f"NO ({a['mismatches']})"}
+        for metric, (name, scale) in TABLE_COLUMNS.items():
+            if metric in a:
+                mean, sd = a[metric]["mean"] * scale, a[metric]["std"] * scale
+                row[name] = f"{mean:.2f} ± {sd:.2f}" if std else round(mean, 2)
+        rows[label] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def metric_dropdown_figure(docs: dict[str, dict], metrics: tuple[str, ...] = (
+        "speedup", "throughput", "tau", "ttft", "tpot", "acceptance_rate", "peak_memory_bytes")) -> go.Figure:
+    """Grouped bars (one group per method, one colour per document) with a dropdown over metrics."""
+    fig = go.Figure()
+    buttons = []
+    for i, metric in enumerate(metrics):
+        name, scale = TABLE_COLUMNS.get(metric, (metric, 1.0))
+        for dataset, doc in docs.items():
+            cells = [(m, a[metric]) for m, a in doc["aggregates"].items() if metric in a]
+            fig.add_trace(go.Bar(name=dataset, x=[m for m, _ in cells], visible=i == 0, legendgroup=dataset,
+                                 y=[c["mean"] * scale for _, c in cells],
+                                 error_y={"type": "data", "array": [c["std"] * scale for _, c in cells]}))
+        buttons.append({"label": name, "method": "update",
+                        "args": [{"visible": [j // len(docs) == i for j in range(len(metrics) * len(docs))]},
+                                 {"yaxis": {"title": name}}]})
+    fig.update_layout(barmode="group", height=420, yaxis={"title": TABLE_COLUMNS[metrics[0]][0]},
+                      updatemenus=[{"buttons": buttons, "x": 1.0, "xanchor": "right", "y": 1.18}],
+                      title="main comparison (mean ± std over prompts)", margin={"t": 80})
+    return fig
+
+
+def time_breakdown_figure(doc: dict) -> go.Figure:
+    """Where the time of one generated token goes, per method of ours (AR included): draft, verify, rest."""
+    fig = go.Figure()
+    labels = [m for m, a in doc["aggregates"].items() if "time_verify" in a]
+    parts = (("time_draft", "draft"), ("time_verify", "verify (target)"), ("time_other", "bookkeeping"))
+    for key, name in parts:
+        y = [1000 * doc["aggregates"][m][key]["mean"] / doc["protocol"]["max_new_tokens"] for m in labels]
+        fig.add_trace(go.Bar(name=name, x=labels, y=y))
+    fig.update_layout(barmode="stack", height=380, yaxis={"title": "ms per generated token"},
+                      title="time per generated token, split (prefill is part of verify)")
+    return fig
+
+
+def cost_curve_figure(costs: dict) -> go.Figure:
+    """Forward cost of n tokens in units of a one-token step: default vs packed weights."""
+    fig = go.Figure()
+    for role, curves in costs["curves"].items():
+        for name, curve in curves.items():
+            sizes = [int(n) for n in curve]
+            one = curve["1"]
+            fig.add_trace(go.Scatter(
+                x=sizes, y=[t / one for t in curve.values()], mode="lines+markers",
+                name=f"{role}, {name} ({1000 * one:.1f} ms / token)",
+                line={"dash": "solid" if name == "packed" else "dot"}))
+    fig.update_layout(xaxis={"title": "tokens in one forward (after a cached prefix)", "type": "log"},
+                      yaxis={"title": "cost / one-token step"}, height=400,
+                      title=f"forward cost curve · {costs['environment']['device_name']}")
+    return fig
+
+
+def predicted_vs_measured(doc: dict, costs: dict, weights: str = "packed") -> list[dict]:
+    """Cost-model speedup of each speculative method against its measured speedup.
+
+    Per iteration the target verifies ``mean_tree_size`` nodes + the root and the draft runs
+    ``draft_forwards / iterations`` forwards; both are priced with the measured cost curves
+    (in units of the target's one-token step), and an iteration commits ``new_tokens /
+    iterations`` tokens. Prefill is left out of the model, so it slightly flatters short runs.
+    """
+    from .costs import curve_cost, predicted_speedup
+
+    target = costs["curves"]["target"].get(weights) or costs["curves"]["target"]["default"]
+    draft = costs["curves"]["draft"].get(weights) or costs["curves"]["draft"]["default"]
+    unit = target["1"]
+    rows = []
+    for label, a in doc["aggregates"].items():
+        if "iterations" not in a or "mean_tree_size" not in a or label == "ar":
+            continue
+        iterations = a["iterations"]["mean"]
+        tokens = doc["protocol"]["max_new_tokens"]
+        verify = curve_cost(target, a["mean_tree_size"]["mean"] + 1) / unit
+        predicted = predicted_speedup(tokens / iterations, verify, a["draft_forwards"]["mean"] / iterations,
+                                      curve_cost(draft, 1) / unit)
+        rows.append({"method": label, "predicted": predicted, "measured": a["speedup"]["mean"],
+                     "verify_cost": verify, "tokens_per_iteration": tokens / iterations})
+    return rows
+
+
+def cost_model_figure(rows: list[dict], title: str = "cost model check") -> go.Figure:
+    """Predicted vs measured speedup (from :func:`predicted_vs_measured`), with the y = x line."""
+    top = max([1.0] + [r[k] for r in rows for k in ("predicted", "measured")]) * 1.1
+    fig = go.Figure([go.Scatter(x=[0, top], y=[0, top], mode="lines", line={"dash": "dot", "color": EDGE},
+                                name="prediction = measurement"),
+                     go.Scatter(x=[r["predicted"] for r in rows], y=[r["measured"] for r in rows],
+                                mode="markers+text", text=[r["method"] for r in rows],
+                                textposition="top center", marker={"size": 11}, name="methods")])
+    fig.update_layout(xaxis={"title": "predicted speedup", "range": [0, top]},
+                      yaxis={"title": "measured speedup", "range": [0, top]}, height=420, title=title)
+    return fig
+
+
+def sensitivity_figure(doc: dict) -> go.Figure:
+    """DynaTree sensitivity: tau against speedup for every configuration, grouped by what varies."""
+    groups: dict[str, list[str]] = {}
+    for label in doc["aggregates"]:
+        if label == "ar":
+            continue
+        group = ("default" if label.endswith("default") else "thresholds" if label.startswith("tau")
+                 else "breadth" if label.startswith("B=") else "depth")
+        groups.setdefault(group, []).append(label)
+    fig = go.Figure()
+    for group, labels in groups.items():
+        a = [doc["aggregates"][m] for m in labels]
+        fig.add_trace(go.Scatter(
+            x=[x["tau"]["mean"] for x in a], y=[x["speedup"]["mean"] for x in a], mode="markers+text",
+            text=labels, textposition="top center", name=group, marker={"size": 11},
+            error_y={"type": "data", "array": [x["speedup"]["std"] for x in a], "thickness": 1}))
+    fig.update_layout(xaxis={"title": "tau (tokens per target forward)"}, yaxis={"title": "speedup over AR"},
+                      height=460, title="DynaTree sensitivity (each point: one configuration)")
+    return fig
+
+
+def scaling_figure(length_docs: list[dict], prompt_docs: list[dict]) -> go.Figure:
+    """Four panels as in the paper: throughput and speedup against T and against prompt length."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=2, cols=2, shared_xaxes="columns", horizontal_spacing=0.1, vertical_spacing=0.08)
+    panels = ((length_docs, "max_new_tokens"), (prompt_docs, "max_prompt_tokens"))
+    for col, (docs, key) in enumerate(panels, 1):
+        docs = sorted(docs, key=lambda d: d["protocol"][key])
+        xs = [d["protocol"][key] for d in docs]
+        for n, label in enumerate(docs[0]["aggregates"] if docs else []):
+            for row, metric in enumerate(("throughput", "speedup"), 1):
+                fig.add_trace(go.Scatter(x=xs, y=[d["aggregates"][label][metric]["mean"] for d in docs],
+                                         mode="lines+markers", name=label, legendgroup=label,
+                                         showlegend=row == 1 and col == 1,
+                                         line={"color": _PALETTE[n % len(_PALETTE)]}),
+                              row=row, col=col)
+    fig.update_yaxes(title_text="tokens / s", row=1, col=1)
+    fig.update_yaxes(title_text="speedup over AR", row=2, col=1)
+    fig.update_xaxes(title_text="generated tokens T", row=2, col=1)
+    fig.update_xaxes(title_text="prompt tokens", row=2, col=2)
+    fig.update_layout(height=620, title="scaling with generation length (left) and prompt length (right)")
+    return fig
+
+
+_PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]

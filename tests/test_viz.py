@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
+
 import pytest
 
 from conftest import prompt
 from dynatree_lib import FixedTree, generate
+from dynatree_lib.bench import read_results
+from dynatree_lib.costs import read_costs
 
 go = pytest.importorskip("plotly.graph_objects")
 viz = pytest.importorskip("dynatree_lib.viz")
@@ -64,3 +69,67 @@ def test_control_panel_runs_the_decoder(pair):
     panel.method.value = "dynatree"
     panel.tau_high.value, panel.tau_low.value = 0.3, 0.9  # clamped into a valid config, not an error
     assert panel.run()["identical_to_ar"]
+
+
+# ---- results chapters: the figures read the committed results/*.json --------------------------
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+
+
+def test_run_description_names_machine_pair_and_command():
+    doc = read_results(RESULTS / "main_wikitext2_embedded_cpu.json")
+    text = viz.run_description(doc)
+    assert doc["protocol"]["command"] in text and doc["environment"]["device_name"] in text
+    assert text.startswith("embedded pair on ")
+
+
+def test_metric_dropdown_switches_metric_and_axis():
+    docs = {name: read_results(RESULTS / f"main_{name}_embedded_cpu.json") for name in ("wikitext2", "pg19")}
+    fig = viz.metric_dropdown_figure(docs, ("speedup", "tau"))
+    assert len(fig.data) == 4 and [t.visible for t in fig.data] == [True, True, False, False]
+    tau_button = fig.layout.updatemenus[0].buttons[1]
+    assert tau_button.args[0]["visible"] == [False, False, True, True]
+    assert tau_button.args[1]["yaxis"]["title"] == "tau"
+    wikitext_tau = list(fig.data[2].y)
+    assert wikitext_tau == [a["tau"]["mean"] for a in docs["wikitext2"]["aggregates"].values()]
+
+
+def test_results_frame_flags_mismatches():
+    doc = read_results(RESULTS / "main_wikitext2_embedded_cpu.json")
+    assert set(viz.results_frame(doc)["exact"]) == {"yes"}
+    broken = copy.deepcopy(doc)
+    broken["aggregates"]["linear"].update(identical_to_ar=False, mismatches=2)
+    assert viz.results_frame(broken).loc["linear", "exact"] == "NO (2)"
+
+
+def test_cost_model_uses_measured_curves_and_counts():
+    doc = read_results(RESULTS / "main_wikitext2_embedded_cpu.json")
+    costs = read_costs(RESULTS / "costs_embedded_cpu.json")
+    rows = {r["method"]: r for r in viz.predicted_vs_measured(doc, costs)}
+    assert "ar" not in rows and "dynatree" in rows
+    a = doc["aggregates"]["dynatree"]
+    assert rows["dynatree"]["measured"] == a["speedup"]["mean"]
+    assert rows["dynatree"]["tokens_per_iteration"] == pytest.approx(128 / a["iterations"]["mean"])
+    assert rows["dynatree"]["verify_cost"] >= 1.0 - 1e-9  # a tree never costs less than one token
+    assert 0 < rows["dynatree"]["predicted"] < rows["dynatree"]["tokens_per_iteration"]
+
+
+def test_scaling_figure_orders_the_grid_by_value():
+    length = [read_results(p) for p in RESULTS.glob("scaling_length_wikitext2_embedded_cpu_T*.json")]
+    prompt = [read_results(p) for p in RESULTS.glob("scaling_prompt_wikitext2_embedded_cpu_P*.json")]
+    fig = viz.scaling_figure(length, prompt)
+    methods = len(length[0]["aggregates"])
+    assert len(fig.data) == 4 * methods  # throughput and speedup against T and against prompt length
+    assert list(fig.data[0].x) == sorted(d["protocol"]["max_new_tokens"] for d in length)
+
+
+def test_sensitivity_and_breakdown_figures_cover_every_configuration():
+    sens = read_results(RESULTS / "sensitivity_wikitext2_embedded_cpu.json")
+    fig = viz.sensitivity_figure(sens)
+    plotted = [label for trace in fig.data for label in trace.text]
+    assert sorted(plotted) == sorted(m for m in sens["aggregates"] if m != "ar")
+    main = read_results(RESULTS / "main_wikitext2_embedded_cpu.json")
+    breakdown = viz.time_breakdown_figure(main)
+    assert [t.name for t in breakdown.data] == ["draft", "verify (target)", "bookkeeping"]
+    draft_ms = dict(zip(breakdown.data[0].x, breakdown.data[0].y, strict=True))
+    assert draft_ms["ar"] == 0 and draft_ms["dynatree"] > 0  # AR is the reference bar: no drafting
