@@ -27,7 +27,7 @@ from .verify import tree_logits
 @torch.inference_mode()
 def tree_logits_error(target, prefix_ids: Tensor, tree: TokenTree, *,
                       depth_positions: bool = True) -> Tensor:
-    """[n] max |logit difference| at each tree node, tree verification vs sequential forward.
+    """[n] max ``|logit difference|`` at each tree node, tree verification vs sequential forward.
 
     ``prefix_ids`` [1, P] are the committed tokens before the root. With
     ``depth_positions=False`` nodes get positions P + BFS index (the published bug).

@@ -1,6 +1,7 @@
 """Model pairs: ``load_pair()`` gives a target, a draft and their shared tokenizer.
 
 Presets:
+
 * ``"embedded"``: SmolLM2-135M-Instruct + the distilled shortlist draft, offline, float32;
   the default on CPU.
 * ``"pythia"``: EleutherAI/pythia-2.8b + EleutherAI/pythia-70m from the Hugging Face Hub,
