@@ -182,15 +182,16 @@ def cmd_draft_report(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from .bench import environment
-    from .draft_quality import linear_acceptance, step_cost_ratio, teacher_forced_agreement
+    from .draft_quality import agreement_profile, linear_acceptance, step_cost_ratio
     from .models import load_pair
 
     pair = load_pair(args.pair, device=args.device, pack_weights=not args.no_pack)
+    profile = agreement_profile(pair.target, pair.draft, pair.tokenizer, tokens=args.tokens)
     report = {"pair": pair.name, "environment": environment(pair.device, pair.dtype),
               "command": "python -m dynatree_lib " + " ".join(sys.argv[1:]),
-              "teacher_forced_agreement": teacher_forced_agreement(pair.target, pair.draft, pair.tokenizer,
-                                                                   tokens=args.tokens),
+              "teacher_forced_agreement": profile["top1"],
               "agreement_tokens": args.tokens,
+              "agreement_profile": profile,
               "linear_acceptance": linear_acceptance(pair.target, pair.draft, pair.tokenizer, k=4),
               "cost": step_cost_ratio(pair.target, pair.draft)}
     print(json.dumps(report, indent=1))

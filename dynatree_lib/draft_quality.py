@@ -1,7 +1,9 @@
 """How good and how cheap a draft is, measured against its target on held-out text.
 
 * teacher-forced top-1 agreement: on WikiText-2 *test* text (never seen in training),
-  the fraction of positions where draft and target rank the same token first;
+  the fraction of positions where draft and target rank the same token first (and, in
+  :func:`agreement_profile`, how often the target's token is in the draft's top k or
+  within reach of its vocabulary at all);
 * linear acceptance: per-token acceptance of ``Linear(k)`` during greedy generation
   on WikiText-2 test prompts;
 * cost: one cached one-token draft step over one cached target step after the same
@@ -22,18 +24,34 @@ from .methods import Linear
 
 
 @torch.inference_mode()
-def teacher_forced_agreement(target, draft, tokenizer, tokens: int = 4096, seq_len: int = 256,
-                             offset: int = 0) -> float:
-    """Top-1 agreement over ``tokens`` positions of WikiText-2 test text, from token ``offset``."""
+def agreement_profile(target, draft, tokenizer, tokens: int = 4096, seq_len: int = 256,
+                      offset: int = 0, k: int = 3) -> dict:
+    """Teacher-forced agreement over ``tokens`` positions of WikiText-2 test text, from ``offset``.
+
+    ``top1``: draft and target rank the same token first. ``topk``: the target's first token is
+    among the draft's top ``k`` (what a tree of breadth k can catch). ``reachable``: the draft
+    can propose the target's first token at all (a shortlist draft scores part of the vocabulary
+    only). top1 well below topk says breadth pays; reachable well below 1 says the vocabulary
+    limits the draft, not its capacity.
+    """
     text = "".join(wikitext_lines("test"))
     ids = torch.tensor(tokenizer(text[: (offset + tokens) * 8]).input_ids[offset:offset + tokens])
     chunks = ids[: ids.numel() // seq_len * seq_len].view(-1, seq_len).to(target.device)
-    hits = 0
+    top1 = topk = reachable = 0
     for chunk in chunks:
-        t = target(chunk.unsqueeze(0)).logits.argmax(-1)
-        d = draft(chunk.unsqueeze(0)).logits.argmax(-1)
-        hits += int((t == d).sum())
-    return hits / chunks.numel()
+        t = target(chunk.unsqueeze(0)).logits[0].argmax(-1)
+        d = draft(chunk.unsqueeze(0)).logits[0, :, : target.config.vocab_size]
+        top1 += int((d.argmax(-1) == t).sum())
+        topk += int((d.topk(k, dim=-1).indices == t.unsqueeze(1)).any(-1).sum())
+        reachable += int((d.gather(-1, t.unsqueeze(1)) > torch.finfo(d.dtype).min).sum())
+    n = chunks.numel()
+    return {"top1": top1 / n, "topk": topk / n, "k": k, "reachable": reachable / n, "tokens": n}
+
+
+def teacher_forced_agreement(target, draft, tokenizer, tokens: int = 4096, seq_len: int = 256,
+                             offset: int = 0) -> float:
+    """Top-1 agreement over ``tokens`` positions of WikiText-2 test text, from token ``offset``."""
+    return agreement_profile(target, draft, tokenizer, tokens, seq_len, offset)["top1"]
 
 
 def linear_acceptance(target, draft, tokenizer, k: int = 4, num_prompts: int = 5,

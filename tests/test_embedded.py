@@ -11,7 +11,7 @@ import dynatree_lib.embedded as embedded
 from conftest import hf_greedy
 from dynatree_lib import Autoregressive, DynaTree, FixedTree, Linear, generate
 from dynatree_lib.data import prompt_set
-from dynatree_lib.draft_quality import teacher_forced_agreement
+from dynatree_lib.draft_quality import agreement_profile, teacher_forced_agreement
 from dynatree_lib.models import load_pair
 
 # Regression guard on a fixed slice (first 1,024 WikiText-2 test tokens), where the committed
@@ -45,6 +45,15 @@ def test_draft_agreement_floor(smol):
     """Fails if a retrained draft regresses: a fixed held-out slice of WikiText-2 test."""
     agreement = teacher_forced_agreement(smol.target, smol.draft, smol.tokenizer, tokens=1024)
     assert agreement >= AGREEMENT_FLOOR
+
+
+def test_agreement_profile_is_ordered_and_exact_for_the_target_itself(smol):
+    profile = agreement_profile(smol.target, smol.draft, smol.tokenizer, tokens=512)
+    assert profile["top1"] <= profile["topk"] <= profile["reachable"] <= 1.0
+    assert profile["reachable"] < 1.0  # the shortlist draft cannot propose every token
+    assert profile["top1"] == teacher_forced_agreement(smol.target, smol.draft, smol.tokenizer, tokens=512)
+    itself = agreement_profile(smol.target, smol.target, smol.tokenizer, tokens=256)
+    assert itself["top1"] == itself["topk"] == itself["reachable"] == 1.0
 
 
 def test_stale_conversion_cache_is_rebuilt(tmp_path, monkeypatch):
