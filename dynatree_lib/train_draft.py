@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     save_draft(draft, args.output, meta)
     args.curve.parent.mkdir(parents=True, exist_ok=True)
     args.curve.write_text(json.dumps({
-        "command": "python -m dynatree_lib.train_draft " + " ".join(argv or []),
+        "command": "python -m dynatree_lib.train_draft " + " ".join(sys.argv[1:] if argv is None else argv),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "shortlist_top1_coverage": coverage, "weights_bytes": args.output.stat().st_size,
         "meta": meta, "curve": curve, "total_seconds": time.time() - started}, indent=1))

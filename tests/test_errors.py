@@ -120,6 +120,25 @@ class _IgnoresPositions(torch.nn.Module):
     dtype = property(lambda self: self.inner.dtype)
 
 
+class _IgnoresMask(_IgnoresPositions):
+    """Wraps a model but drops the 4D tree mask: siblings would see each other."""
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
+                **kwargs):
+        return self.inner(input_ids=input_ids, position_ids=position_ids,
+                          past_key_values=past_key_values, **kwargs)
+
+
+def test_models_that_ignore_the_tree_mask_or_slide_their_window_are_refused():
+    with pytest.raises(UnsupportedModelError, match="different logits for a token tree"):
+        check_tree_attention(_IgnoresMask(build_target("llama")))
+    sliding = build_target("llama")
+    sliding.config.layer_types = ["sliding_attention"] * sliding.config.num_hidden_layers
+    sliding.config.sliding_window = 8
+    with pytest.raises(UnsupportedModelError, match="sliding-window"):
+        check_tree_attention(sliding)
+
+
 def test_models_that_cannot_verify_trees_are_refused():
     broken = _IgnoresPositions(build_target("llama"))
     with pytest.raises(UnsupportedModelError, match="different logits for a token tree"):

@@ -29,7 +29,7 @@ PAGES = ["book/00_introduction", "book/01_autoregressive", "book/02_linear_specu
          "book/03_token_trees", "book/04_dynatree", "book/05_benchmarks", "book/06_ablations",
          "book/appendix_a_gpu", "book/appendix_b_api", "book/appendix_c_correctness"]
 # Pages whose figures must include a plotly slider / dropdown that changes the figure.
-SLIDER_PAGES = {"book/03_token_trees", "book/06_ablations"}
+SLIDER_PAGES = {"book/03_token_trees", "book/04_dynatree", "book/06_ablations"}
 DROPDOWN_PAGES = {"book/05_benchmarks", "book/06_ablations"}
 # Console messages that are not errors of the site (documented allow-list): none so far.
 CONSOLE_ALLOW = [re.compile(p) for p in (

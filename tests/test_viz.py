@@ -121,6 +121,10 @@ def test_scaling_figure_orders_the_grid_by_value():
     methods = len(length[0]["aggregates"])
     assert len(fig.data) == 4 * methods  # throughput and speedup against T and against prompt length
     assert list(fig.data[0].x) == sorted(d["protocol"]["max_new_tokens"] for d in length)
+    prompt_x = list(fig.data[2 * methods].x)  # first trace of the prompt-length column
+    assert prompt_x == sorted(viz.mean_prompt_tokens(d) for d in prompt)
+    caps = [d["protocol"]["max_prompt_tokens"] for d in sorted(prompt, key=viz.mean_prompt_tokens)]
+    assert all(x <= cap for x, cap in zip(prompt_x, caps, strict=True))  # a prompt never exceeds its cap
 
 
 def test_sensitivity_and_breakdown_figures_cover_every_configuration():
