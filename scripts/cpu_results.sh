@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates every committed CPU result of the embedded pair (results/README.md lists them).
-# About 40 minutes on a 2-core CPU. Each line can also be run on its own.
+# About 50 minutes on a 2-core CPU (the draft's training curves come from train_draft, not from here). Each line can also be run on its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 P="--pair embedded"
