@@ -13,11 +13,13 @@ import json
 
 import plotly.graph_objects as go
 import plotly.io as pio
+from plotly.colors import qualitative
 
 from .decode import IterationTrace
 
 ACCEPTED = "#d62728"
 EDGE = "#9aa5b1"
+PALETTE = qualitative.D3  # one colour per method, the same in every panel of a figure
 
 
 def show(fig: go.Figure) -> None:
@@ -351,7 +353,7 @@ def scaling_figure(length_docs: list[dict], prompt_docs: list[dict]) -> go.Figur
                 fig.add_trace(go.Scatter(x=xs, y=[d["aggregates"][label][metric]["mean"] for d in docs],
                                          mode="lines+markers", name=label, legendgroup=label,
                                          showlegend=row == 1 and col == 1,
-                                         line={"color": _PALETTE[n % len(_PALETTE)]}),
+                                         line={"color": PALETTE[n % len(PALETTE)]}),
                               row=row, col=col)
     fig.update_yaxes(title_text="tokens / s", row=1, col=1)
     fig.update_yaxes(title_text="speedup over AR", row=2, col=1)
@@ -360,5 +362,3 @@ def scaling_figure(length_docs: list[dict], prompt_docs: list[dict]) -> go.Figur
     fig.update_layout(height=620, title="scaling with generation length (left) and prompt length (right)")
     return fig
 
-
-_PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
