@@ -182,7 +182,8 @@ def cmd_draft_report(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from .bench import environment
-    from .draft_quality import agreement_profile, linear_acceptance, step_cost_ratio
+    from .draft_quality import agreement_profile, linear_acceptance, memorization_check, step_cost_ratio
+    from .embedded import load_draft_meta
     from .models import load_pair
 
     pair = load_pair(args.pair, device=args.device, pack_weights=not args.no_pack)
@@ -194,6 +195,9 @@ def cmd_draft_report(args: argparse.Namespace) -> None:
               "agreement_profile": profile,
               "linear_acceptance": linear_acceptance(pair.target, pair.draft, pair.tokenizer, k=4),
               "cost": step_cost_ratio(pair.target, pair.draft)}
+    if pair.name == "embedded":  # a draft of ours: we know which text it was trained on
+        report["memorization"] = memorization_check(pair.target, pair.draft, pair.tokenizer,
+                                                    load_draft_meta())
     print(json.dumps(report, indent=1))
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)

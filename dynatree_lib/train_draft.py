@@ -24,8 +24,9 @@ from pathlib import Path
 
 import torch
 from tqdm import tqdm
+from transformers import DynamicCache
 
-from .data import training_texts
+from .data import training_texts, wikitext_prompts
 from .embedded import (
     DRAFT_WEIGHTS,
     cache_dir,
@@ -77,6 +78,83 @@ def label(target, chunks: torch.Tensor, top_k: int, path: Path, batch: int = 8) 
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(labels, path)
     return labels
+
+
+def packed_copy(model):
+    """A copy of ``model`` with oneDNN-packed linear weights (inference only) for labelling."""
+    import copy
+
+    from .packing import pack_linear_weights
+
+    teacher = copy.deepcopy(model)
+    pack_linear_weights(teacher)
+    return teacher
+
+
+def on_policy_prompts(tokenizer, count: int, length: int, seed: int) -> torch.Tensor:
+    """[count, length] prompts: the first ``length`` tokens of seeded WikiText-2 *validation*
+    paragraphs (draft-training text; evaluation prompts come from the test split)."""
+    import random
+
+    paragraphs = [ids[:length] for ids in (tokenizer(t).input_ids for t in wikitext_prompts("validation"))
+                  if len(ids) >= length]
+    if count > len(paragraphs):
+        raise SystemExit(f"--on-policy {count}: WikiText-2 validation has {len(paragraphs)} paragraphs "
+                         f"of at least {length} tokens")
+    return torch.tensor(random.Random(seed).sample(paragraphs, count), dtype=torch.int32)
+
+
+@torch.inference_mode()
+def label_greedy_continuations(target, prompts: torch.Tensor, new_tokens: int, top_k: int, path: Path,
+                               batch: int = 16) -> dict:
+    """The target's own greedy continuations of ``prompts`` [N, P], labelled as it writes them.
+
+    This is the text speculative decoding asks the draft to predict (on-policy data): greedy
+    continuations of a small model repeat themselves and drift from the text they continue.
+    Returns the same fields as :func:`label` for [N, P + new_tokens] sequences; the labels come
+    from the generating forwards (one cached forward per new token), so no second teacher pass.
+    """
+    n, length = prompts.shape[0], prompts.shape[1] + new_tokens
+    if path.is_file():
+        labels = torch.load(path, weights_only=True)
+        if labels["done"] == n and torch.equal(labels["chunks"][:, :prompts.shape[1]], prompts):
+            return labels
+    labels = {"chunks": torch.zeros(n, length, dtype=torch.int32), "done": 0,
+              "ids": torch.zeros(n, length, top_k, dtype=torch.int32),
+              "logp": torch.zeros(n, length, top_k, dtype=torch.float16),
+              "hidden": torch.zeros(n, length, target.config.hidden_size, dtype=torch.float16)}
+    for start in tqdm(range(0, n, batch), desc="target writes greedy continuations", unit="batch"):
+        x = prompts[start:start + batch].long().to(target.device)
+        cache = DynamicCache(config=target.config)
+        hidden = [target.model(x, past_key_values=cache, use_cache=True).last_hidden_state]
+        tokens = [x]
+        for _ in range(new_tokens):
+            nxt = target.lm_head(hidden[-1][:, -1:]).argmax(-1)
+            tokens.append(nxt)
+            hidden.append(target.model(nxt, past_key_values=cache, use_cache=True).last_hidden_state)
+        hidden = torch.cat(hidden, dim=1)
+        logp = torch.log_softmax(target.lm_head(hidden).float(), dim=-1)
+        values, ids = logp.topk(top_k, dim=-1)
+        rows = slice(start, start + x.shape[0])
+        labels["chunks"][rows] = torch.cat(tokens, dim=1).int().cpu()
+        labels["ids"][rows], labels["logp"][rows] = ids.int().cpu(), values.half().cpu()
+        labels["hidden"][rows] = hidden.half().cpu()
+        labels["done"] = rows.stop if rows.stop < n else n
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(labels, path)
+    return labels
+
+
+def trained_ranges(meta: dict) -> list[list[int]]:
+    """The [start, end, held-out] chunk ranges a draft was trained on, from its metadata.
+
+    Drafts saved before ranges were recorded (stages 1 and 2) labelled the first chunks of the
+    order with the default 48 held out: ``labelled_tokens`` tells how many.
+    """
+    if "trained_ranges" in meta:
+        return [list(r) for r in meta["trained_ranges"]]
+    heldout = 48
+    return [[0, meta["labelled_tokens"] // 256 + heldout, heldout]]
 
 
 def pick_shortlist(top1: torch.Tensor, size: int, vocab: int) -> torch.Tensor:
@@ -135,6 +213,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--wikitext-weight", type=float, default=None,
                    help="probability that a training chunk comes from WikiText-2 validation "
                         "(default: uniform over all chunks)")
+    p.add_argument("--first-chunk", type=int, default=0,
+                   help="skip this many chunks of the seeded order (those an earlier stage labelled) "
+                        "and label the next ones: fresh text for a later stage")
+    p.add_argument("--on-policy", type=int, default=0, metavar="N",
+                   help="also train on the target's greedy continuations of N WikiText-2 validation "
+                        "prompts (seq-len/4 prompt tokens, the rest written by the target)")
+    p.add_argument("--on-policy-weight", type=float, default=0.5,
+                   help="probability that a training sequence is an on-policy one")
     p.add_argument("--init-from", type=Path, default=None,
                    help="continue from a saved draft (its layers, shortlist) instead of target layers")
     p.add_argument("--output", type=Path, default=DRAFT_WEIGHTS)
@@ -144,22 +230,48 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed)
     started = time.time()
     target, tokenizer = load_embedded_target()
+    chunks, sources = chunk_corpus(tokenizer, args.seq_len, args.seed)
+    first = args.first_chunk
+    if not 0 <= first < chunks.shape[0] - args.heldout_chunks:
+        raise SystemExit(f"--first-chunk must be in [0, {chunks.shape[0] - args.heldout_chunks}), "
+                         f"got {first}: the corpus has {chunks.shape[0]} chunks")
+    if args.on_policy < 0 or not 0.0 < args.on_policy_weight < 1.0:
+        raise SystemExit("--on-policy must be >= 0 and --on-policy-weight in (0, 1)")
     for param in target.parameters():
         param.requires_grad_(False)
-    chunks, sources = chunk_corpus(tokenizer, args.seq_len, args.seed)
-    n = min(chunks.shape[0], math.ceil(args.label_tokens / args.seq_len) + args.heldout_chunks)
-    labels = label(target, chunks[:n], args.top_k,
-                   cache_dir() / f"labels-{args.seq_len}-{args.top_k}-{n}-seed{args.seed}.pt")
+    teacher = packed_copy(target)  # labelling only: same logits, faster forwards
+    n = min(chunks.shape[0], first + math.ceil(args.label_tokens / args.seq_len) + args.heldout_chunks)
+    chunks, sources = chunks[first:n], sources[first:n]
+    suffix = "" if first == 0 else f"-from{first}"  # stage 1's cache name unchanged
+    labels = label(teacher, chunks, args.top_k,
+                   cache_dir() / f"labels-{args.seq_len}-{args.top_k}-{n}-seed{args.seed}{suffix}.pt")
     train_x, held_x = labels["chunks"][args.heldout_chunks:], labels["chunks"][:args.heldout_chunks]
     train_ids, train_logp = labels["ids"][args.heldout_chunks:], labels["logp"][args.heldout_chunks:]
     train_hidden = labels["hidden"][args.heldout_chunks:]
     # Sampling weights: WikiText-2 validation chunks get probability mass --wikitext-weight
     # (the evaluation domain is WikiText-2 test), the books share the rest.
-    is_wiki = (sources[args.heldout_chunks:n] == 0).float()
+    is_wiki = (sources[args.heldout_chunks:] == 0).float()
     if args.wikitext_weight is not None:
         sample_weights = torch.where(is_wiki > 0, args.wikitext_weight / is_wiki.sum(),
                                      (1 - args.wikitext_weight) / (1 - is_wiki).sum())
     held_top1 = labels["ids"][:args.heldout_chunks, :, 0]
+    if args.on_policy:
+        prompts = on_policy_prompts(tokenizer, args.on_policy, args.seq_len // 4, args.seed)
+        written = label_greedy_continuations(
+            teacher, prompts, args.seq_len - prompts.shape[1], args.top_k,
+            cache_dir() / f"on-policy-{args.seq_len}-{args.top_k}-{args.on_policy}-seed{args.seed}.pt")
+        held_on = max(4, args.on_policy // 20)  # the last ones only monitor agreement
+        on_x, on_top1 = written["chunks"][-held_on:], written["ids"][-held_on:, :, 0]
+        base = (sample_weights if args.wikitext_weight is not None
+                else torch.full((train_x.shape[0],), 1.0 / train_x.shape[0]))
+        sample_weights = torch.cat([(1 - args.on_policy_weight) * base,
+                                    torch.full((args.on_policy - held_on,),
+                                               args.on_policy_weight / (args.on_policy - held_on))])
+        train_x = torch.cat([train_x, written["chunks"][:-held_on]])
+        train_ids = torch.cat([train_ids, written["ids"][:-held_on]])
+        train_logp = torch.cat([train_logp, written["logp"][:-held_on]])
+        train_hidden = torch.cat([train_hidden, written["hidden"][:-held_on]])
+    del teacher
 
     vocab = target.config.vocab_size
     shortlist = pick_shortlist(train_ids[..., 0], args.shortlist, vocab)
@@ -174,8 +286,10 @@ def main(argv: list[str] | None = None) -> None:
         slot[shortlist] = torch.arange(shortlist.numel())
         coverage = (slot[train_ids[..., 0].long()] >= 0).float().mean().item()
         layers = load_draft_meta(args.init_from)["layers"]
+        previous_ranges = trained_ranges(load_draft_meta(args.init_from))
     else:
         draft = init_draft_from_target(target, layers, shortlist)
+        previous_ranges = []
     params = [q for name, q in draft.named_parameters() if not name.startswith("model.embed_tokens")]
     for q in draft.model.embed_tokens.parameters():
         q.requires_grad_(False)
@@ -184,15 +298,21 @@ def main(argv: list[str] | None = None) -> None:
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) * (
         0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / args.steps)))))
     generator = torch.Generator().manual_seed(args.seed)
-    curve = [{"step": 0, "loss": None, "agreement": agreement(draft.eval(), held_x, held_top1),
-              "seconds": time.time() - started}]
+    def evaluate(step: int, loss: float | None) -> dict:
+        point = {"step": step, "loss": loss, "agreement": agreement(draft.eval(), held_x, held_top1),
+                 "seconds": time.time() - started}
+        if args.on_policy:  # held-out greedy continuations: what Linear/tree drafts are asked
+            point["on_policy_agreement"] = agreement(draft, on_x, on_top1)
+        return point
+
+    curve = [evaluate(0, None)]
     print(f"{train_x.shape[0] * args.seq_len} labelled tokens, shortlist covers {coverage:.3f} of target "
           f"top-1, initial held-out agreement {curve[0]['agreement']:.3f}", flush=True)
     running = []
     bar = tqdm(range(1, args.steps + 1), desc="distilling", unit="step")
     for step in bar:
         draft.train()
-        if args.wikitext_weight is None:  # stage 1's original sampler, kept so its run reproduces
+        if args.wikitext_weight is None and not args.on_policy:  # stage 1's sampler, kept: it reproduces
             batch = torch.randint(0, train_x.shape[0], (args.batch,), generator=generator)
         else:
             batch = torch.multinomial(sample_weights, args.batch, replacement=True, generator=generator)
@@ -206,16 +326,19 @@ def main(argv: list[str] | None = None) -> None:
         schedule.step()
         running.append(loss.item())
         if step % args.eval_every == 0 or step == args.steps:
-            point = {"step": step, "loss": sum(running) / len(running),
-                     "agreement": agreement(draft.eval(), held_x, held_top1),
-                     "seconds": time.time() - started}
+            point = evaluate(step, sum(running) / len(running))
             curve.append(point)
             running = []
             bar.set_postfix(loss=f"{point['loss']:.3f}", agree=f"{point['agreement']:.3f}")
     meta = {"num_layers": len(layers), "layers": layers, "shortlist_size": shortlist.numel(),
-            "seed": args.seed, "steps": args.steps, "labelled_tokens": int(train_x.numel()),
-            "wikitext_weight": args.wikitext_weight,
-            "init_from": None if args.init_from is None else args.init_from.name}
+            "seed": args.seed, "seq_len": args.seq_len, "steps": args.steps,
+            "labelled_tokens": int(train_x.numel()), "wikitext_weight": args.wikitext_weight,
+            "init_from": None if args.init_from is None else args.init_from.name,
+            # [start, end, held-out] chunk ranges of the seeded order this draft was trained on
+            # (the first `held-out` chunks of each range only monitored): which text it has seen
+            "trained_ranges": previous_ranges + [[first, n, args.heldout_chunks]],
+            "on_policy_prompts": (load_draft_meta(args.init_from).get("on_policy_prompts", 0)
+                                  if args.init_from is not None else 0) + args.on_policy}
     save_draft(draft, args.output, meta)
     args.curve.parent.mkdir(parents=True, exist_ok=True)
     args.curve.write_text(json.dumps({

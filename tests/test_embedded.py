@@ -11,7 +11,7 @@ import dynatree_lib.embedded as embedded
 from conftest import hf_greedy
 from dynatree_lib import Autoregressive, DynaTree, FixedTree, Linear, generate
 from dynatree_lib.data import prompt_set
-from dynatree_lib.draft_quality import agreement_profile, teacher_forced_agreement
+from dynatree_lib.draft_quality import agreement_profile, memorization_check, teacher_forced_agreement
 from dynatree_lib.models import load_pair
 
 # Regression guard on a fixed slice (first 1,024 WikiText-2 test tokens), where the committed
@@ -54,6 +54,15 @@ def test_agreement_profile_is_ordered_and_exact_for_the_target_itself(smol):
     assert profile["top1"] == teacher_forced_agreement(smol.target, smol.draft, smol.tokenizer, tokens=512)
     itself = agreement_profile(smol.target, smol.target, smol.tokenizer, tokens=256)
     assert itself["top1"] == itself["topk"] == itself["reachable"] == 1.0
+
+
+def test_memorization_check_separates_seen_from_unseen_text(smol):
+    meta = embedded.load_draft_meta()
+    check = memorization_check(smol.target, smol.draft, smol.tokenizer, meta, chunks_each=2)
+    assert set(check) == {"chunks_each", "seen", "unseen"}
+    assert 0.0 <= check["unseen"] <= 1.0 and 0.0 <= check["seen"] <= 1.0
+    itself = memorization_check(smol.target, smol.target, smol.tokenizer, meta, chunks_each=1)
+    assert itself["seen"] == itself["unseen"] == 1.0
 
 
 def test_stale_conversion_cache_is_rebuilt(tmp_path, monkeypatch):

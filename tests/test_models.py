@@ -7,6 +7,14 @@ import pytest
 import dynatree_lib.models as models
 
 
+def test_load_pair_is_part_of_the_package_api():
+    import dynatree_lib
+
+    assert dynatree_lib.load_pair is models.load_pair
+    assert dynatree_lib.ModelPair is models.ModelPair
+    assert {"load_pair", "ModelPair"} <= set(dynatree_lib.__all__)
+
+
 def test_unknown_pair_name():
     with pytest.raises(ValueError, match="unknown pair 'gpt5'"):
         models.load_pair("gpt5")
