@@ -188,7 +188,8 @@ def cmd_draft_report(args: argparse.Namespace) -> None:
 
     pair = load_pair(args.pair, device=args.device, pack_weights=not args.no_pack)
     profile = agreement_profile(pair.target, pair.draft, pair.tokenizer, tokens=args.tokens)
-    report = {"pair": pair.name, "environment": environment(pair.device, pair.dtype),
+    report = {"pair": pair.name, "draft": pair.draft.config.name_or_path,
+              "environment": environment(pair.device, pair.dtype),
               "command": "python -m dynatree_lib " + " ".join(sys.argv[1:]),
               "teacher_forced_agreement": profile["top1"],
               "agreement_tokens": args.tokens,

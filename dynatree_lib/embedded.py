@@ -14,6 +14,7 @@ int8 with per-row scales); the rest is rebuilt from the target at load time.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -180,4 +181,6 @@ def load_embedded_draft(target, path: Path = DRAFT_WEIGHTS) -> ShortlistLlamaFor
     missing, unexpected = draft.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith("model.embed_tokens") for k in missing):
         raise ValueError(f"{path} does not match the draft architecture: {missing} {unexpected}")
+    # Results files record this name: it tells which trained draft produced them.
+    draft.config._name_or_path = f"{path.name}@{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
     return draft.to(target.device, target.dtype).eval()

@@ -11,6 +11,13 @@
               + cross-entropy to the target's top-1; AdamW, warm-up + cosine, fixed seed.
 4. export:    int8 weights to ``dynatree_lib/weights/embedded_draft.pt`` and the loss /
               agreement curve to ``results/draft_training.json``.
+
+Later stages continue from a saved draft (``--init-from``). ``--first-chunk`` labels text
+the earlier stages never saw (a draft trained on the same few hundred thousand tokens for
+several epochs memorises them: ``draft-report``'s memorization check shows it), and
+``--on-policy N`` adds the target's own greedy continuations of N WikiText-2 validation
+prompts, labelled while the target writes them: the text a draft is asked to predict
+during greedy speculative decoding. The draft's metadata records what it was trained on.
 """
 
 from __future__ import annotations
@@ -235,8 +242,9 @@ def main(argv: list[str] | None = None) -> None:
     if not 0 <= first < chunks.shape[0] - args.heldout_chunks:
         raise SystemExit(f"--first-chunk must be in [0, {chunks.shape[0] - args.heldout_chunks}), "
                          f"got {first}: the corpus has {chunks.shape[0]} chunks")
-    if args.on_policy < 0 or not 0.0 < args.on_policy_weight < 1.0:
-        raise SystemExit("--on-policy must be >= 0 and --on-policy-weight in (0, 1)")
+    if not (args.on_policy == 0 or args.on_policy >= 8) or not 0.0 < args.on_policy_weight < 1.0:
+        raise SystemExit("--on-policy must be 0 or at least 8 (1 in 20 is held out) and "
+                         "--on-policy-weight in (0, 1)")
     for param in target.parameters():
         param.requires_grad_(False)
     teacher = packed_copy(target)  # labelling only: same logits, faster forwards

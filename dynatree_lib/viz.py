@@ -198,7 +198,10 @@ TABLE_COLUMNS = {"throughput": ("tok/s", 1.0), "speedup": ("speedup", 1.0), "tau
 def run_description(doc: dict) -> str:
     """The machine, pair and command behind a results file: printed above its tables and figures."""
     env, protocol = doc["environment"], doc["protocol"]
-    return (f"{doc['pair']['name']} pair on {env['device_name']} ({env['device']}, {env['dtype']}, "
+    draft = doc["pair"]["draft"]
+    # a hub id or a weights file with its hash; files written before drafts were named hold a class name
+    named = f" (draft {draft})" if "@" in draft or "/" in draft else ""
+    return (f"{doc['pair']['name']} pair{named} on {env['device_name']} ({env['device']}, {env['dtype']}, "
             f"{env['threads']} threads), torch {env['torch']}, transformers {env['transformers']}, "
             f"{env['date'][:10]}, commit {str(env['git_commit'])[:8]}\n"
             f"{protocol['num_prompts']} prompts after {protocol['warmup']} warm-up, "

@@ -31,6 +31,8 @@ def test_pair_loads_offline_with_a_small_draft(smol):
     assert smol.draft.config.vocab_size == 49152 and smol.draft.config.num_hidden_layers < 30
     assert smol.draft.model.embed_tokens.weight is smol.target.model.embed_tokens.weight  # shared, not stored
     assert embedded.DRAFT_WEIGHTS.stat().st_size <= 20_000_000
+    # results files name the trained draft that produced them: file name and content hash
+    assert smol.draft.config.name_or_path.startswith("embedded_draft.pt@")
 
 
 @pytest.mark.parametrize("seed", [0, 1])

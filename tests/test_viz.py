@@ -80,7 +80,9 @@ def test_run_description_names_machine_pair_and_command():
     doc = read_results(RESULTS / "main_wikitext2_embedded_cpu.json")
     text = viz.run_description(doc)
     assert doc["protocol"]["command"] in text and doc["environment"]["device_name"] in text
-    assert text.startswith("embedded pair on ")
+    assert text.startswith("embedded pair on ")  # written before drafts were named
+    named = {**doc, "pair": {**doc["pair"], "draft": "embedded_draft.pt@0123456789ab"}}
+    assert viz.run_description(named).startswith("embedded pair (draft embedded_draft.pt@0123456789ab) on ")
 
 
 def test_metric_dropdown_switches_metric_and_axis():
