@@ -69,22 +69,29 @@ def label(target, chunks: torch.Tensor, top_k: int, path: Path, batch: int = 8) 
         labels = torch.load(path, weights_only=True)
         if labels["done"] == n and torch.equal(labels["chunks"], chunks):
             return labels
-    labels = {"chunks": chunks, "done": 0,
-              "ids": torch.zeros(*chunks.shape, top_k, dtype=torch.int32),
-              "logp": torch.zeros(*chunks.shape, top_k, dtype=torch.float16),
-              "hidden": torch.zeros(*chunks.shape, target.config.hidden_size, dtype=torch.float16)}
+    labels = _empty_labels(chunks, top_k, target.config.hidden_size)
     for start in tqdm(range(0, n, batch), desc="labelling with the target", unit="batch"):
         x = chunks[start:start + batch].long()
-        hidden = target.model(x).last_hidden_state
-        logp = torch.log_softmax(target.lm_head(hidden).float(), dim=-1)
-        labels["hidden"][start:start + batch] = hidden.half()
-        values, ids = logp.topk(top_k, dim=-1)
-        labels["ids"][start:start + batch] = ids.int()
-        labels["logp"][start:start + batch] = values.half()
-        labels["done"] = min(start + batch, n)
+        _store(labels, slice(start, start + x.shape[0]), target, target.model(x).last_hidden_state, top_k)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(labels, path)
     return labels
+
+
+def _empty_labels(chunks: torch.Tensor, top_k: int, hidden_size: int) -> dict:
+    """The label record of ``chunks`` [N, L]: top-K ids and log-probs, final hidden states."""
+    return {"chunks": chunks, "done": 0,
+            "ids": torch.zeros(*chunks.shape, top_k, dtype=torch.int32),
+            "logp": torch.zeros(*chunks.shape, top_k, dtype=torch.float16),
+            "hidden": torch.zeros(*chunks.shape, hidden_size, dtype=torch.float16)}
+
+
+def _store(labels: dict, rows: slice, target, hidden: torch.Tensor, top_k: int) -> None:
+    """Write the target's top-K log-probs and ``hidden`` [B, L, H] for ``rows`` of ``labels``."""
+    values, ids = torch.log_softmax(target.lm_head(hidden).float(), dim=-1).topk(top_k, dim=-1)
+    labels["ids"][rows], labels["logp"][rows] = ids.int().cpu(), values.half().cpu()
+    labels["hidden"][rows] = hidden.half().cpu()
+    labels["done"] = rows.stop
 
 
 def packed_copy(model):
@@ -126,10 +133,7 @@ def label_greedy_continuations(target, prompts: torch.Tensor, new_tokens: int, t
         labels = torch.load(path, weights_only=True)
         if labels["done"] == n and torch.equal(labels["chunks"][:, :prompts.shape[1]], prompts):
             return labels
-    labels = {"chunks": torch.zeros(n, length, dtype=torch.int32), "done": 0,
-              "ids": torch.zeros(n, length, top_k, dtype=torch.int32),
-              "logp": torch.zeros(n, length, top_k, dtype=torch.float16),
-              "hidden": torch.zeros(n, length, target.config.hidden_size, dtype=torch.float16)}
+    labels = _empty_labels(torch.zeros(n, length, dtype=torch.int32), top_k, target.config.hidden_size)
     for start in tqdm(range(0, n, batch), desc="target writes greedy continuations", unit="batch"):
         x = prompts[start:start + batch].long().to(target.device)
         cache = DynamicCache(config=target.config)
@@ -139,14 +143,9 @@ def label_greedy_continuations(target, prompts: torch.Tensor, new_tokens: int, t
             nxt = target.lm_head(hidden[-1][:, -1:]).argmax(-1)
             tokens.append(nxt)
             hidden.append(target.model(nxt, past_key_values=cache, use_cache=True).last_hidden_state)
-        hidden = torch.cat(hidden, dim=1)
-        logp = torch.log_softmax(target.lm_head(hidden).float(), dim=-1)
-        values, ids = logp.topk(top_k, dim=-1)
         rows = slice(start, start + x.shape[0])
         labels["chunks"][rows] = torch.cat(tokens, dim=1).int().cpu()
-        labels["ids"][rows], labels["logp"][rows] = ids.int().cpu(), values.half().cpu()
-        labels["hidden"][rows] = hidden.half().cpu()
-        labels["done"] = rows.stop if rows.stop < n else n
+        _store(labels, rows, target, torch.cat(hidden, dim=1), top_k)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(labels, path)
     return labels
@@ -287,14 +286,15 @@ def main(argv: list[str] | None = None) -> None:
     slot[shortlist] = torch.arange(shortlist.numel())
     coverage = (slot[train_ids[..., 0].long()] >= 0).float().mean().item()
     layers = [int(x) for x in args.layers.split(",")]
-    if args.init_from is not None:  # a later stage: continue from a saved draft and its shortlist
+    init_meta = load_draft_meta(args.init_from) if args.init_from is not None else None
+    if init_meta is not None:  # a later stage: continue from a saved draft and its shortlist
         draft = load_embedded_draft(target, args.init_from).float()
         shortlist = draft.shortlist.clone()
         slot.fill_(-1)
         slot[shortlist] = torch.arange(shortlist.numel())
         coverage = (slot[train_ids[..., 0].long()] >= 0).float().mean().item()
-        layers = load_draft_meta(args.init_from)["layers"]
-        previous_ranges = trained_ranges(load_draft_meta(args.init_from))
+        layers = init_meta["layers"]
+        previous_ranges = trained_ranges(init_meta)
     else:
         draft = init_draft_from_target(target, layers, shortlist)
         previous_ranges = []
@@ -345,8 +345,7 @@ def main(argv: list[str] | None = None) -> None:
             # [start, end, held-out] chunk ranges of the seeded order this draft was trained on
             # (the first `held-out` chunks of each range only monitored): which text it has seen
             "trained_ranges": previous_ranges + [[first, n, args.heldout_chunks]],
-            "on_policy_prompts": (load_draft_meta(args.init_from).get("on_policy_prompts", 0)
-                                  if args.init_from is not None else 0) + args.on_policy}
+            "on_policy_prompts": (init_meta or {}).get("on_policy_prompts", 0) + args.on_policy}
     save_draft(draft, args.output, meta)
     args.curve.parent.mkdir(parents=True, exist_ok=True)
     args.curve.write_text(json.dumps({
