@@ -187,14 +187,20 @@ def cmd_draft_report(args: argparse.Namespace) -> None:
     from .models import load_pair
 
     pair = load_pair(args.pair, device=args.device, pack_weights=not args.no_pack)
-    profile = agreement_profile(pair.target, pair.draft, pair.tokenizer, tokens=args.tokens)
+    # Headline: chunks spread over the whole test split. The first tokens of the split (what
+    # reports before this one measured) are two articles; that slice is kept for comparison.
+    profile = agreement_profile(pair.target, pair.draft, pair.tokenizer, tokens=args.tokens, spread=True)
+    first = agreement_profile(pair.target, pair.draft, pair.tokenizer, tokens=args.tokens)
     report = {"pair": pair.name, "draft": pair.draft.config.name_or_path,
               "environment": environment(pair.device, pair.dtype),
               "command": "python -m dynatree_lib " + " ".join(sys.argv[1:]),
               "teacher_forced_agreement": profile["top1"],
               "agreement_tokens": args.tokens,
+              "agreement_sample": "spread",
               "agreement_profile": profile,
-              "linear_acceptance": linear_acceptance(pair.target, pair.draft, pair.tokenizer, k=4),
+              "agreement_first_tokens": first,
+              "linear_acceptance": linear_acceptance(pair.target, pair.draft, pair.tokenizer, k=4,
+                                                     num_prompts=args.prompts),
               "cost": step_cost_ratio(pair.target, pair.draft)}
     if pair.name == "embedded":  # a draft of ours: we know which text it was trained on
         report["memorization"] = memorization_check(pair.target, pair.draft, pair.tokenizer,
@@ -247,7 +253,11 @@ def main(argv: list[str] | None = None) -> None:
     rep.add_argument("--device")
     rep.add_argument("--no-pack", action="store_true",
                      help="CPU: keep the default float32 matmul (no oneDNN weight packing)")
-    rep.add_argument("--tokens", type=int, default=8192, help="WikiText-2 test tokens for agreement")
+    rep.add_argument("--tokens", type=int, default=8192,
+                     help="WikiText-2 test tokens for agreement (256-token chunks spread over the split, "
+                          "and the same number from its start)")
+    rep.add_argument("--prompts", type=int, default=20,
+                     help="WikiText-2 test prompts for Linear(4) acceptance")
     rep.add_argument("--output", help="also write the report to this JSON file")
     rep.set_defaults(run=cmd_draft_report)
     cost = sub.add_parser("costs", help="forward-cost curves of target and draft (default, packed)")

@@ -26,19 +26,36 @@ from .methods import Linear
 
 @torch.inference_mode()
 def agreement_profile(target, draft, tokenizer, tokens: int = 4096, seq_len: int = 256,
-                      offset: int = 0, k: int = 3) -> dict:
-    """Teacher-forced agreement over ``tokens`` positions of WikiText-2 test text, from ``offset``.
+                      offset: int = 0, k: int = 3, spread: bool = False) -> dict:
+    """Teacher-forced agreement over ``tokens`` positions of WikiText-2 test text.
 
+    The positions are one contiguous slice from token ``offset`` or, with ``spread``, chunks
+    of ``seq_len`` tokens evenly spaced over the whole test split (the first few thousand
+    tokens are two articles; a spread sample estimates agreement on the split as a whole).
     ``top1``: draft and target rank the same token first. ``topk``: the target's first token is
     among the draft's top ``k`` (what a tree of breadth k can catch). ``reachable``: the draft
     can propose the target's first token at all (a shortlist draft scores part of the vocabulary
     only). top1 well below topk says breadth pays; reachable well below 1 says the vocabulary
     limits the draft, not its capacity.
     """
+    return _agreement(target, draft, wikitext_test_chunks(tokenizer, tokens, seq_len, offset, spread), k)
+
+
+def wikitext_test_chunks(tokenizer, tokens: int, seq_len: int = 256, offset: int = 0,
+                         spread: bool = False) -> torch.Tensor:
+    """[tokens // seq_len, seq_len] WikiText-2 test tokens: contiguous from ``offset``, or
+    with ``spread`` evenly spaced chunks from the first to the last of the whole split."""
     text = "".join(wikitext_lines("test"))
-    ids = torch.tensor(tokenizer(text[: (offset + tokens) * 8]).input_ids[offset:offset + tokens])
-    chunks = ids[: ids.numel() // seq_len * seq_len].view(-1, seq_len)
-    return _agreement(target, draft, chunks, k)
+    if not spread:
+        ids = torch.tensor(tokenizer(text[: (offset + tokens) * 8]).input_ids[offset:offset + tokens])
+        return ids[: ids.numel() // seq_len * seq_len].view(-1, seq_len)
+    ids = torch.tensor(tokenizer(text).input_ids)
+    every = ids[: ids.numel() // seq_len * seq_len].view(-1, seq_len)
+    count = tokens // seq_len
+    if not 1 <= count <= every.shape[0]:
+        raise ValueError(f"a spread sample needs 1 to {every.shape[0]} chunks of {seq_len} tokens, "
+                         f"got tokens={tokens}")
+    return every[torch.linspace(0, every.shape[0] - 1, count).round().long()]
 
 
 @torch.inference_mode()
@@ -86,16 +103,22 @@ def linear_acceptance(target, draft, tokenizer, k: int = 4, num_prompts: int = 5
     """Linear(k) over WikiText-2 test prompts: ``accepted_over_drafted`` (the library's
     acceptance rate) and ``per_token`` = accepted / (accepted + rejections), the estimate of
     Leviathan et al.'s per-token acceptance probability alpha (one rejection ends an iteration
-    unless all k drafts were accepted)."""
-    accepted = drafted = rejections = 0
+    unless all k drafts were accepted). ``per_prompt`` holds each prompt's (accepted,
+    rejections) in the order of ``prompt_set(..., seed=1)``: a prefix of it is the same
+    measurement with fewer prompts."""
+    per_prompt = []
+    drafted = 0
     for ids in prompt_set("wikitext2", tokenizer, num_prompts, max_prompt_tokens, seed=1):
         stats = generate(target, draft, torch.tensor([ids], device=target.device), Linear(k=k),
                          max_new_tokens, eos_token_id=[]).stats
-        accepted += sum(stats.accepted)
+        rejections = sum(a < d for a, d in zip(stats.accepted, stats.drafted_depth, strict=True))
+        per_prompt.append([sum(stats.accepted), rejections])
         drafted += sum(stats.drafted_depth)
-        rejections += sum(a < d for a, d in zip(stats.accepted, stats.drafted_depth, strict=True))
-    return {"k": k, "accepted_over_drafted": accepted / drafted,
-            "per_token": accepted / (accepted + rejections)}
+    accepted = sum(a for a, _ in per_prompt)
+    rejected = sum(r for _, r in per_prompt)
+    return {"k": k, "num_prompts": num_prompts, "max_new_tokens": max_new_tokens,
+            "accepted_over_drafted": accepted / drafted, "per_token": accepted / (accepted + rejected),
+            "per_prompt": per_prompt}
 
 
 @torch.inference_mode()

@@ -250,8 +250,13 @@ def main(argv: list[str] | None = None) -> None:
     n = min(chunks.shape[0], first + math.ceil(args.label_tokens / args.seq_len) + args.heldout_chunks)
     chunks, sources = chunks[first:n], sources[first:n]
     suffix = "" if first == 0 else f"-from{first}"  # stage 1's cache name unchanged
-    labels = label(teacher, chunks, args.top_k,
-                   cache_dir() / f"labels-{args.seq_len}-{args.top_k}-{n}-seed{args.seed}{suffix}.pt")
+    # Labelling is most of a stage's cost; a cached label file makes a rerun skip it, so
+    # the curve records both the time spent here and whether the cache served it.
+    label_path = cache_dir() / f"labels-{args.seq_len}-{args.top_k}-{n}-seed{args.seed}{suffix}.pt"
+    label_cost = {"text_cached": label_path.is_file()}
+    labelling = time.time()
+    labels = label(teacher, chunks, args.top_k, label_path)
+    label_cost["text_seconds"] = time.time() - labelling
     train_x, held_x = labels["chunks"][args.heldout_chunks:], labels["chunks"][:args.heldout_chunks]
     train_ids, train_logp = labels["ids"][args.heldout_chunks:], labels["logp"][args.heldout_chunks:]
     train_hidden = labels["hidden"][args.heldout_chunks:]
@@ -264,9 +269,13 @@ def main(argv: list[str] | None = None) -> None:
     held_top1 = labels["ids"][:args.heldout_chunks, :, 0]
     if args.on_policy:
         prompts = on_policy_prompts(tokenizer, args.on_policy, args.seq_len // 4, args.seed)
-        written = label_greedy_continuations(
-            teacher, prompts, args.seq_len - prompts.shape[1], args.top_k,
-            cache_dir() / f"on-policy-{args.seq_len}-{args.top_k}-{args.on_policy}-seed{args.seed}.pt")
+        written_path = (cache_dir() /
+                        f"on-policy-{args.seq_len}-{args.top_k}-{args.on_policy}-seed{args.seed}.pt")
+        label_cost["on_policy_cached"] = written_path.is_file()
+        labelling = time.time()
+        written = label_greedy_continuations(teacher, prompts, args.seq_len - prompts.shape[1], args.top_k,
+                                             written_path)
+        label_cost["on_policy_seconds"] = time.time() - labelling
         held_on = max(4, args.on_policy // 20)  # the last ones only monitor agreement
         on_x, on_top1 = written["chunks"][-held_on:], written["ids"][-held_on:, :, 0]
         base = (sample_weights if args.wikitext_weight is not None
@@ -352,7 +361,8 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python -m dynatree_lib.train_draft " + " ".join(sys.argv[1:] if argv is None else argv),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "shortlist_top1_coverage": coverage, "weights_bytes": args.output.stat().st_size,
-        "meta": meta, "curve": curve, "total_seconds": time.time() - started}, indent=1))
+        "meta": meta, "label_cost": label_cost, "curve": curve, "total_seconds": time.time() - started},
+        indent=1))
     print(f"saved {args.output} ({args.output.stat().st_size / 1e6:.1f} MB); held-out agreement "
           f"{curve[-1]['agreement']:.3f}; {time.time() - started:.0f} s")
 

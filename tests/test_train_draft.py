@@ -77,8 +77,14 @@ def test_a_tiny_run_with_on_policy_data_records_what_it_saw(tmp_path, monkeypatc
              "--init-from", str(out), *common])
     meta = load_draft_meta(out)
     assert meta["trained_ranges"] == [[0, 12, 2], [12, 24, 2]] and meta["on_policy_prompts"] == 8
-    points = json.loads(curve.read_text())["curve"]
+    record = json.loads(curve.read_text())
+    points = record["curve"]
     assert len(points) == 3 and all(0.0 <= p["on_policy_agreement"] <= 1.0 for p in points)
+    assert record["label_cost"]["text_cached"] is False and record["label_cost"]["on_policy_cached"] is False
+    td.main(["--label-tokens", "160", "--steps", "1", "--first-chunk", "12", "--on-policy", "8",
+             "--init-from", str(out), *common])  # the same stage again: its labels come from the cache
+    cost = json.loads(curve.read_text())["label_cost"]
+    assert cost["text_cached"] and cost["on_policy_cached"] and cost["text_seconds"] >= 0.0
     draft = load_embedded_draft(target, out)
     assert draft.config.num_hidden_layers == 1
     assert draft.model.embed_tokens.weight is target.model.embed_tokens.weight
