@@ -11,13 +11,20 @@ import dynatree_lib.embedded as embedded
 from conftest import hf_greedy
 from dynatree_lib import Autoregressive, DynaTree, FixedTree, Linear, generate
 from dynatree_lib.data import prompt_set
-from dynatree_lib.draft_quality import agreement_profile, memorization_check, teacher_forced_agreement
+from dynatree_lib.draft_quality import (
+    agreement_profile,
+    linear_acceptance,
+    memorization_check,
+    teacher_forced_agreement,
+    wikitext_test_chunks,
+)
 from dynatree_lib.models import load_pair
 
-# Regression guard on a fixed slice (first 1,024 WikiText-2 test tokens), where the committed
-# draft measures 0.407. Over 8,192 tokens it measures 0.36 (results/embedded_draft_quality.json):
-# below the 0.40 the project aims for, which a better draft recipe still has to reach.
-AGREEMENT_FLOOR = 0.38
+# The agreement floor on a fixed held-out slice (first 1,024 WikiText-2 test tokens),
+# where the committed stage-3 draft measures 0.442 (the stage-2 draft: 0.407). draft-report
+# measures 0.410 on 8,192 tokens spread over the test split and 0.376 on its first 8,192
+# (results/embedded_draft_quality.json).
+AGREEMENT_FLOOR = 0.40
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +63,27 @@ def test_agreement_profile_is_ordered_and_exact_for_the_target_itself(smol):
     assert profile["top1"] == teacher_forced_agreement(smol.target, smol.draft, smol.tokenizer, tokens=512)
     itself = agreement_profile(smol.target, smol.target, smol.tokenizer, tokens=256)
     assert itself["top1"] == itself["topk"] == itself["reachable"] == 1.0
+
+
+def test_spread_sample_runs_from_the_first_to_the_last_chunk_of_the_split(smol):
+    spread = wikitext_test_chunks(smol.tokenizer, 1024, spread=True)
+    first = wikitext_test_chunks(smol.tokenizer, 1024)
+    assert spread.shape == first.shape == (4, 256)
+    assert torch.equal(spread[0], first[0])
+    assert not torch.equal(spread[1], first[1])  # spaced out, not contiguous
+    with pytest.raises(ValueError, match="spread sample"):
+        wikitext_test_chunks(smol.tokenizer, 10**8, spread=True)
+
+
+def test_linear_acceptance_reports_each_prompt(smol):
+    report = linear_acceptance(smol.target, smol.draft, smol.tokenizer, k=4, num_prompts=2, max_new_tokens=16)
+    assert len(report["per_prompt"]) == 2 and report["num_prompts"] == 2
+    accepted = sum(a for a, _ in report["per_prompt"])
+    rejected = sum(r for _, r in report["per_prompt"])
+    assert report["per_token"] == accepted / (accepted + rejected)
+    assert 0.0 <= report["accepted_over_drafted"] <= report["per_token"] <= 1.0
+    first = linear_acceptance(smol.target, smol.draft, smol.tokenizer, k=4, num_prompts=1, max_new_tokens=16)
+    assert first["per_prompt"] == report["per_prompt"][:1]  # fewer prompts = a prefix of the same run
 
 
 def test_memorization_check_separates_seen_from_unseen_text(smol):
