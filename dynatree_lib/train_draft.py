@@ -1,23 +1,30 @@
 """Distil the embedded draft from the embedded target: ``python -m dynatree_lib.train_draft``.
 
-1. label:     the target reads the training text (``data.training_texts``: WikiText-2
+One command with a fixed seed rebuilds the committed draft; ``results/draft_training.json``
+records its curve and how long each part took on this 2-core CPU.
+
+1. label:     the target reads all the training text (``data.training_texts``: WikiText-2
               validation + training books, never evaluation text) in fixed-length chunks
               and its top-K log-probabilities at every position are stored once in the
               cache directory (a teacher forward per training step would be far too slow).
-2. shortlist: the S ids the target most often ranks first become the draft's output vocabulary.
-3. train:     draft = target layers ``--layers`` + final norm + the shortlist's rows of the
+2. on-policy: the target writes greedy continuations of ``--on-policy`` prompts (openings of
+              WikiText-2 validation paragraphs, then of training-book paragraphs), labelled
+              as it writes them: the text a draft is asked to predict during greedy
+              speculative decoding, where the target's output drifts from human text.
+3. shortlist: the S ids the target most often ranks first become the draft's output vocabulary.
+4. train:     draft = target layers ``--layers`` + final norm + the shortlist's rows of the
               output matrix (input embedding shared with the target, frozen); loss =
               cross-entropy to the target's top-K distribution restricted to the shortlist
-              + cross-entropy to the target's top-1; AdamW, warm-up + cosine, fixed seed.
-4. export:    int8 weights to ``dynatree_lib/weights/embedded_draft.pt`` and the loss /
+              + cross-entropy to the target's top-1 + a feature term; AdamW, warm-up +
+              cosine. A step's sequences are continuations with probability
+              ``--on-policy-weight``, else text chunks (WikiText-2 validation with
+              probability ``--wikitext-weight``).
+5. export:    int8 weights to ``dynatree_lib/weights/embedded_draft.pt`` and the loss /
               agreement curve to ``results/draft_training.json``.
 
-Later stages continue from a saved draft (``--init-from``). ``--first-chunk`` labels text
-the earlier stages never saw (a draft trained on the same few hundred thousand tokens for
-several epochs memorises them: ``draft-report``'s memorization check shows it), and
-``--on-policy N`` adds the target's own greedy continuations of N WikiText-2 validation
-prompts, labelled while the target writes them: the text a draft is asked to predict
-during greedy speculative decoding. The draft's metadata records what it was trained on.
+``--init-from`` continues from a saved draft and ``--first-chunk`` labels only the chunks
+after those an earlier run saw (how earlier drafts were built, in stages); the draft's
+metadata records which text it was trained on, for ``draft-report``'s memorization check.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ import torch
 from tqdm import tqdm
 from transformers import DynamicCache
 
-from .data import training_texts, wikitext_prompts
+from .data import book_texts, training_texts, wikitext_prompts
 from .embedded import (
     DRAFT_WEIGHTS,
     cache_dir,
@@ -88,7 +95,9 @@ def _empty_labels(chunks: torch.Tensor, top_k: int, hidden_size: int) -> dict:
 
 def _store(labels: dict, rows: slice, target, hidden: torch.Tensor, top_k: int) -> None:
     """Write the target's top-K log-probs and ``hidden`` [B, L, H] for ``rows`` of ``labels``."""
-    values, ids = torch.log_softmax(target.lm_head(hidden).float(), dim=-1).topk(top_k, dim=-1)
+    logits = target.lm_head(hidden).float()
+    values, ids = logits.topk(top_k, dim=-1)  # log-probs of the top K only: no full log_softmax
+    values = values - logits.logsumexp(dim=-1, keepdim=True)
     labels["ids"][rows], labels["logp"][rows] = ids.int().cpu(), values.half().cpu()
     labels["hidden"][rows] = hidden.half().cpu()
     labels["done"] = rows.stop
@@ -107,15 +116,24 @@ def packed_copy(model):
 
 def on_policy_prompts(tokenizer, count: int, length: int, seed: int) -> torch.Tensor:
     """[count, length] prompts: the first ``length`` tokens of seeded WikiText-2 *validation*
-    paragraphs (draft-training text; evaluation prompts come from the test split)."""
+    paragraphs and, once those run out, of seeded paragraphs of the training books (all of it
+    draft-training text; evaluation prompts come from the test split and the PG-19 books)."""
     import random
+    import re
 
-    paragraphs = [ids[:length] for ids in (tokenizer(t).input_ids for t in wikitext_prompts("validation"))
-                  if len(ids) >= length]
-    if count > len(paragraphs):
-        raise SystemExit(f"--on-policy {count}: WikiText-2 validation has {len(paragraphs)} paragraphs "
-                         f"of at least {length} tokens")
-    return torch.tensor(random.Random(seed).sample(paragraphs, count), dtype=torch.int32)
+    def openings(texts):
+        return [ids[:length] for ids in (tokenizer(t).input_ids for t in texts) if len(ids) >= length]
+
+    wiki = openings(wikitext_prompts("validation"))
+    picked = random.Random(seed).sample(wiki, min(count, len(wiki)))
+    if count > len(wiki):
+        books = openings(" ".join(p.split()) for text in book_texts("train_books/text").values()
+                         for p in re.split(r"\n\s*\n", text))
+        if count > len(wiki) + len(books):
+            raise SystemExit(f"--on-policy {count}: WikiText-2 validation and the training books have "
+                             f"{len(wiki) + len(books)} paragraphs of at least {length} tokens")
+        picked += random.Random(seed).sample(books, count - len(wiki))
+    return torch.tensor(picked, dtype=torch.int32)
 
 
 @torch.inference_mode()
@@ -205,27 +223,29 @@ def agreement(draft, chunks: torch.Tensor, top1: torch.Tensor, batch: int = 8) -
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m dynatree_lib.train_draft",
                                 description=__doc__.split("\n\n")[0])
-    p.add_argument("--label-tokens", type=int, default=700_000, help="teacher-labelled tokens")
+    p.add_argument("--label-tokens", type=int, default=None,
+                   help="teacher-labelled text tokens (default: all the training text)")
     p.add_argument("--seq-len", type=int, default=256)
     p.add_argument("--top-k", type=int, default=16, help="target log-probs kept per position")
     p.add_argument("--shortlist", type=int, default=8192, help="draft output vocabulary size")
     p.add_argument("--layers", default="0,1,2,3", help="target layers the draft starts from")
-    p.add_argument("--steps", type=int, default=1600)
+    p.add_argument("--steps", type=int, default=2400)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--heldout-chunks", type=int, default=48, help="chunks kept out for monitoring")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--wikitext-weight", type=float, default=None,
-                   help="probability that a training chunk comes from WikiText-2 validation "
-                        "(default: uniform over all chunks)")
+    p.add_argument("--wikitext-weight", type=float, default=0.4,
+                   help="probability that a text chunk comes from WikiText-2 validation (the "
+                        "evaluation domain; the training books share the rest)")
     p.add_argument("--first-chunk", type=int, default=0,
                    help="skip this many chunks of the seeded order (those an earlier stage labelled) "
                         "and label the next ones: fresh text for a later stage")
-    p.add_argument("--on-policy", type=int, default=0, metavar="N",
-                   help="also train on the target's greedy continuations of N WikiText-2 validation "
-                        "prompts (seq-len/4 prompt tokens, the rest written by the target)")
-    p.add_argument("--on-policy-weight", type=float, default=0.5,
+    p.add_argument("--on-policy", type=int, default=1200, metavar="N",
+                   help="also train on the target's greedy continuations of N prompts (seq-len/4 tokens "
+                        "of WikiText-2 validation paragraphs, then of training-book paragraphs; the "
+                        "rest written by the target)")
+    p.add_argument("--on-policy-weight", type=float, default=0.4,
                    help="probability that a training sequence is an on-policy one")
     p.add_argument("--init-from", type=Path, default=None,
                    help="continue from a saved draft (its layers, shortlist) instead of target layers")
@@ -244,10 +264,13 @@ def main(argv: list[str] | None = None) -> None:
     if not (args.on_policy == 0 or args.on_policy >= 8) or not 0.0 < args.on_policy_weight < 1.0:
         raise SystemExit("--on-policy must be 0 or at least 8 (1 in 20 is held out) and "
                          "--on-policy-weight in (0, 1)")
+    if not 0.0 <= args.wikitext_weight <= 1.0:
+        raise SystemExit(f"--wikitext-weight is a probability, got {args.wikitext_weight}")
     for param in target.parameters():
         param.requires_grad_(False)
     teacher = packed_copy(target)  # labelling only: same logits, faster forwards
-    n = min(chunks.shape[0], first + math.ceil(args.label_tokens / args.seq_len) + args.heldout_chunks)
+    n = chunks.shape[0] if args.label_tokens is None else min(
+        chunks.shape[0], first + math.ceil(args.label_tokens / args.seq_len) + args.heldout_chunks)
     chunks, sources = chunks[first:n], sources[first:n]
     suffix = "" if first == 0 else f"-from{first}"  # stage 1's cache name unchanged
     # Labelling is most of a stage's cost; a cached label file makes a rerun skip it, so
@@ -263,9 +286,8 @@ def main(argv: list[str] | None = None) -> None:
     # Sampling weights: WikiText-2 validation chunks get probability mass --wikitext-weight
     # (the evaluation domain is WikiText-2 test), the books share the rest.
     is_wiki = (sources[args.heldout_chunks:] == 0).float()
-    if args.wikitext_weight is not None:
-        sample_weights = torch.where(is_wiki > 0, args.wikitext_weight / is_wiki.sum(),
-                                     (1 - args.wikitext_weight) / (1 - is_wiki).sum())
+    sample_weights = torch.where(is_wiki > 0, args.wikitext_weight / is_wiki.sum().clamp(min=1),
+                                 (1 - args.wikitext_weight) / (1 - is_wiki).sum().clamp(min=1))
     held_top1 = labels["ids"][:args.heldout_chunks, :, 0]
     if args.on_policy:
         prompts = on_policy_prompts(tokenizer, args.on_policy, args.seq_len // 4, args.seed)
@@ -278,9 +300,7 @@ def main(argv: list[str] | None = None) -> None:
         label_cost["on_policy_seconds"] = time.time() - labelling
         held_on = max(4, args.on_policy // 20)  # the last ones only monitor agreement
         on_x, on_top1 = written["chunks"][-held_on:], written["ids"][-held_on:, :, 0]
-        base = (sample_weights if args.wikitext_weight is not None
-                else torch.full((train_x.shape[0],), 1.0 / train_x.shape[0]))
-        sample_weights = torch.cat([(1 - args.on_policy_weight) * base,
+        sample_weights = torch.cat([(1 - args.on_policy_weight) * sample_weights,
                                     torch.full((args.on_policy - held_on,),
                                                args.on_policy_weight / (args.on_policy - held_on))])
         train_x = torch.cat([train_x, written["chunks"][:-held_on]])
@@ -329,10 +349,7 @@ def main(argv: list[str] | None = None) -> None:
     bar = tqdm(range(1, args.steps + 1), desc="distilling", unit="step")
     for step in bar:
         draft.train()
-        if args.wikitext_weight is None and not args.on_policy:  # stage 1's sampler, kept: it reproduces
-            batch = torch.randint(0, train_x.shape[0], (args.batch,), generator=generator)
-        else:
-            batch = torch.multinomial(sample_weights, args.batch, replacement=True, generator=generator)
+        batch = torch.multinomial(sample_weights, args.batch, replacement=True, generator=generator)
         hidden = draft.model(train_x[batch].long()).last_hidden_state
         loss = distillation_loss(hidden, draft.lm_head(hidden), train_hidden[batch], train_ids[batch],
                                  train_logp[batch], slot)

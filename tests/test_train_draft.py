@@ -72,7 +72,7 @@ def test_a_tiny_run_with_on_policy_data_records_what_it_saw(tmp_path, monkeypatc
     out, curve = tmp_path / "draft.pt", tmp_path / "curve.json"
     common = ["--seq-len", "16", "--shortlist", "32", "--layers", "0", "--heldout-chunks", "2",
               "--eval-every", "1", "--output", str(out), "--curve", str(curve)]
-    td.main(["--label-tokens", "160", "--steps", "2", *common])
+    td.main(["--label-tokens", "160", "--steps", "2", "--on-policy", "0", *common])
     td.main(["--label-tokens", "160", "--steps", "2", "--first-chunk", "12", "--on-policy", "8",
              "--init-from", str(out), *common])
     meta = load_draft_meta(out)
