@@ -1,7 +1,11 @@
 """Distil the embedded draft from the embedded target: ``python -m dynatree_lib.train_draft``.
 
-One command with a fixed seed rebuilds the committed draft; ``results/draft_training.json``
-records its curve and how long each part took on this 2-core CPU.
+Two commands with a fixed seed rebuild the committed draft (``scripts/train_draft.sh``):
+this module's defaults (stage 1, ``results/draft_training.json``), then a shorter stage
+from its weights on short continuations of long prompts (``--init-from ...
+--on-policy 1100 --on-policy-new-tokens 64 --on-policy-weight 0.6 --steps 600 --lr 2e-4``,
+``results/draft_training_stage2.json``). Each curve file records how long each part took
+on this 2-core CPU.
 
 1. label:     the target reads all the training text (``data.training_texts``: WikiText-2
               validation + training books, never evaluation text) in fixed-length chunks
@@ -11,6 +15,8 @@ records its curve and how long each part took on this 2-core CPU.
               WikiText-2 validation paragraphs, then of training-book paragraphs), labelled
               as it writes them: the text a draft is asked to predict during greedy
               speculative decoding, where the target's output drifts from human text.
+              This target soon loops: 82% of the 4-grams of its 192-token continuations
+              repeat earlier ones, so the second stage writes 64 tokens after long prompts.
 3. shortlist: the S ids the target most often ranks first become the draft's output vocabulary.
 4. train:     draft = target layers ``--layers`` + final norm + the shortlist's rows of the
               output matrix (input embedding shared with the target, frozen); loss =
@@ -242,9 +248,13 @@ def main(argv: list[str] | None = None) -> None:
                    help="skip this many chunks of the seeded order (those an earlier stage labelled) "
                         "and label the next ones: fresh text for a later stage")
     p.add_argument("--on-policy", type=int, default=1200, metavar="N",
-                   help="also train on the target's greedy continuations of N prompts (seq-len/4 tokens "
-                        "of WikiText-2 validation paragraphs, then of training-book paragraphs; the "
-                        "rest written by the target)")
+                   help="also train on the target's greedy continuations of N prompts (openings of "
+                        "WikiText-2 validation paragraphs, then of training-book paragraphs; the "
+                        "rest of each sequence written by the target)")
+    p.add_argument("--on-policy-new-tokens", type=int, default=0, metavar="T",
+                   help="tokens the target writes per prompt, after the first seq-len - T tokens "
+                        "of a paragraph (0: 3/4 of --seq-len); few tokens after long prompts give "
+                        "more, less repetitive continuations for the same labelling time")
     p.add_argument("--on-policy-weight", type=float, default=0.4,
                    help="probability that a training sequence is an on-policy one")
     p.add_argument("--init-from", type=Path, default=None,
@@ -264,6 +274,9 @@ def main(argv: list[str] | None = None) -> None:
     if not (args.on_policy == 0 or args.on_policy >= 8) or not 0.0 < args.on_policy_weight < 1.0:
         raise SystemExit("--on-policy must be 0 or at least 8 (1 in 20 is held out) and "
                          "--on-policy-weight in (0, 1)")
+    new_tokens = args.on_policy_new_tokens or args.seq_len - args.seq_len // 4
+    if args.on_policy and not 1 <= new_tokens < args.seq_len:
+        raise SystemExit(f"--on-policy-new-tokens must be in [1, {args.seq_len}), got {new_tokens}")
     if not 0.0 <= args.wikitext_weight <= 1.0:
         raise SystemExit(f"--wikitext-weight is a probability, got {args.wikitext_weight}")
     for param in target.parameters():
@@ -290,13 +303,14 @@ def main(argv: list[str] | None = None) -> None:
                                  (1 - args.wikitext_weight) / (1 - is_wiki).sum().clamp(min=1))
     held_top1 = labels["ids"][:args.heldout_chunks, :, 0]
     if args.on_policy:
-        prompts = on_policy_prompts(tokenizer, args.on_policy, args.seq_len // 4, args.seed)
-        written_path = (cache_dir() /
-                        f"on-policy-{args.seq_len}-{args.top_k}-{args.on_policy}-seed{args.seed}.pt")
+        prompts = on_policy_prompts(tokenizer, args.on_policy, args.seq_len - new_tokens, args.seed)
+        # the earlier recipe's cache name (3/4 of the sequence written) is kept
+        written_suffix = "" if new_tokens == args.seq_len - args.seq_len // 4 else f"-new{new_tokens}"
+        written_path = (cache_dir() / f"on-policy-{args.seq_len}-{args.top_k}-{args.on_policy}"
+                                      f"-seed{args.seed}{written_suffix}.pt")
         label_cost["on_policy_cached"] = written_path.is_file()
         labelling = time.time()
-        written = label_greedy_continuations(teacher, prompts, args.seq_len - prompts.shape[1], args.top_k,
-                                             written_path)
+        written = label_greedy_continuations(teacher, prompts, new_tokens, args.top_k, written_path)
         label_cost["on_policy_seconds"] = time.time() - labelling
         held_on = max(4, args.on_policy // 20)  # the last ones only monitor agreement
         on_x, on_top1 = written["chunks"][-held_on:], written["ids"][-held_on:, :, 0]

@@ -55,6 +55,8 @@ def test_a_tiny_run_with_on_policy_data_records_what_it_saw(tmp_path, monkeypatc
     """The whole script, on a tiny random Llama and a word-level toy tokenizer."""
     import json
 
+    import torch
+
     import dynatree_lib.train_draft as td
     from conftest import build_target
     from dynatree_lib.embedded import load_draft_meta, load_embedded_draft
@@ -70,8 +72,8 @@ def test_a_tiny_run_with_on_policy_data_records_what_it_saw(tmp_path, monkeypatc
     monkeypatch.setattr(td, "training_texts", lambda: [words, words[::-1]])
     monkeypatch.setattr(td, "wikitext_prompts", lambda split: [words[i * 50:] for i in range(20)])
     out, curve = tmp_path / "draft.pt", tmp_path / "curve.json"
-    common = ["--seq-len", "16", "--shortlist", "32", "--layers", "0", "--heldout-chunks", "2",
-              "--eval-every", "1", "--output", str(out), "--curve", str(curve)]
+    common = ["--on-policy-new-tokens", "0", "--seq-len", "16", "--shortlist", "32", "--layers", "0",
+              "--heldout-chunks", "2", "--eval-every", "1", "--output", str(out), "--curve", str(curve)]
     td.main(["--label-tokens", "160", "--steps", "2", "--on-policy", "0", *common])
     td.main(["--label-tokens", "160", "--steps", "2", "--first-chunk", "12", "--on-policy", "8",
              "--init-from", str(out), *common])
@@ -88,3 +90,11 @@ def test_a_tiny_run_with_on_policy_data_records_what_it_saw(tmp_path, monkeypatc
     draft = load_embedded_draft(target, out)
     assert draft.config.num_hidden_layers == 1
     assert draft.model.embed_tokens.weight is target.model.embed_tokens.weight
+    # A stage of short continuations after long prompts: its own cache file, its own lengths.
+    td.main(["--label-tokens", "160", "--steps", "1", "--on-policy", "8", "--init-from", str(out), *common,
+             "--on-policy-new-tokens", "4"])
+    written = torch.load(tmp_path / "cache" / "on-policy-16-16-8-seed0-new4.pt", weights_only=True)
+    assert written["chunks"].shape == (8, 16)
+    assert load_draft_meta(out)["on_policy_prompts"] == 24
+    with pytest.raises(SystemExit, match="on-policy-new-tokens"):
+        td.main([*common, "--on-policy-new-tokens", "16"])
