@@ -274,7 +274,8 @@ def main(argv: list[str] | None = None) -> None:
     if not (args.on_policy == 0 or args.on_policy >= 8) or not 0.0 < args.on_policy_weight < 1.0:
         raise SystemExit("--on-policy must be 0 or at least 8 (1 in 20 is held out) and "
                          "--on-policy-weight in (0, 1)")
-    new_tokens = args.on_policy_new_tokens or args.seq_len - args.seq_len // 4
+    long_continuation = args.seq_len - args.seq_len // 4  # the earlier recipe: 3/4 of a sequence
+    new_tokens = args.on_policy_new_tokens or long_continuation
     if args.on_policy and not 1 <= new_tokens < args.seq_len:
         raise SystemExit(f"--on-policy-new-tokens must be in [1, {args.seq_len}), got {new_tokens}")
     if not 0.0 <= args.wikitext_weight <= 1.0:
@@ -304,8 +305,7 @@ def main(argv: list[str] | None = None) -> None:
     held_top1 = labels["ids"][:args.heldout_chunks, :, 0]
     if args.on_policy:
         prompts = on_policy_prompts(tokenizer, args.on_policy, args.seq_len - new_tokens, args.seed)
-        # the earlier recipe's cache name (3/4 of the sequence written) is kept
-        written_suffix = "" if new_tokens == args.seq_len - args.seq_len // 4 else f"-new{new_tokens}"
+        written_suffix = "" if new_tokens == long_continuation else f"-new{new_tokens}"  # old name kept
         written_path = (cache_dir() / f"on-policy-{args.seq_len}-{args.top_k}-{args.on_policy}"
                                       f"-seed{args.seed}{written_suffix}.pt")
         label_cost["on_policy_cached"] = written_path.is_file()
