@@ -7,6 +7,7 @@
 """
 
 from .adapt import HistoryController
+from .data import prompt_set
 from .decode import GenerationResult, GenerationStats, IterationTrace, generate
 from .exactness import ExactnessReport, compare_with_autoregressive, tree_logits_error
 from .methods import Autoregressive, DynaTree, FixedTree, Linear
@@ -14,7 +15,7 @@ from .models import ModelPair, load_pair
 from .verify import UnsupportedModelError, check_tree_attention
 
 __all__ = [
-    "load_pair", "ModelPair",
+    "load_pair", "ModelPair", "prompt_set",
     "generate", "Autoregressive", "Linear", "FixedTree", "DynaTree", "HistoryController",
     "GenerationResult", "GenerationStats", "IterationTrace", "ExactnessReport",
     "compare_with_autoregressive", "tree_logits_error", "UnsupportedModelError",

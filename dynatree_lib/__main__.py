@@ -1,6 +1,6 @@
 """Command line: ``python -m dynatree_lib COMMAND``.
 
-Commands: generate, compare, demo, draft-report, costs, bench, sweep, scaling, ablation.
+Commands: generate, compare, demo, draft-report, costs, gpu-check, bench, sweep, scaling, ablation.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from dataclasses import fields
 
 import torch
 
-from .bench import OUR_METHODS as METHODS  # one name -> config table for the CLI and the benchmarks
 from .decode import generate
 from .methods import Autoregressive, DynaTree, FixedTree, Linear
+from .runner import OUR_METHODS as METHODS  # one name -> config table for the CLI and the benchmarks
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
           "bfloat16": torch.bfloat16}
@@ -76,8 +76,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
     target, draft = _load(args.target, device, dtype), _load(args.draft, device, dtype)
     ids = tokenizer(args.prompt, return_tensors="pt").input_ids
     methods = [build_method(name, []) for name in args.methods.split(",")]
-    eos = [] if args.ignore_eos else None
-    rows = compare_methods(target, draft, ids, methods, args.max_new_tokens, eos, args.repeats)
+    rows = compare_methods(target, draft, ids, methods, args.max_new_tokens, not args.ignore_eos,
+                           args.repeats)
     print(args.prompt + tokenizer.decode(rows[0].new_tokens, skip_special_tokens=True))
     print()
     print(format_comparison(rows))
@@ -95,7 +95,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
           f"WikiText-2 test prompt of {len(ids)} tokens, {args.max_new_tokens} new tokens\n")
     methods = [Autoregressive(), Linear(), FixedTree(), DynaTree()]
     rows = compare_methods(pair.target, pair.draft, input_ids, methods, args.max_new_tokens,
-                           eos_token_id=[], repeats=args.repeats)
+                           repeats=args.repeats)
     print(pair.tokenizer.decode(ids), end="")
     print("\033[1m" + pair.tokenizer.decode(rows[0].new_tokens) + "\033[0m" if sys.stdout.isatty()
           else " >>> " + pair.tokenizer.decode(rows[0].new_tokens))
@@ -110,6 +110,26 @@ def _bench_prompts(args, pair, max_prompt_tokens=None):
                       max_prompt_tokens or args.max_prompt_tokens, seed=args.seed)
 
 
+def _command() -> str:
+    return "python -m dynatree_lib " + " ".join(sys.argv[1:])
+
+
+def output_path(args, name: str):
+    """``--output`` if given, else ``name`` in ``--results-dir`` ($DYNATREE_RESULTS or ./results)."""
+    from pathlib import Path
+
+    from .resources import output_dir
+
+    if getattr(args, "output", None):
+        return Path(args.output)
+    return Path(args.results_dir) / name if getattr(args, "results_dir", None) else output_dir() / name
+
+
+def _default_stem(args, pair, kind: str) -> str:
+    """``main_wikitext2_embedded_cpu``: what, on which data, which pair, which device type."""
+    return f"{kind}_{args.dataset}_{pair.name.replace('/', '-').replace(',', '+')}_{pair.device.type}"
+
+
 def _bench_run(args, pair, methods, kind, output, max_new_tokens=None, max_prompt_tokens=None):
     from .bench import format_table, run_benchmark, write_results
 
@@ -117,7 +137,7 @@ def _bench_run(args, pair, methods, kind, output, max_new_tokens=None, max_promp
                         max_new_tokens or args.max_new_tokens, args.warmup, kind=kind,
                         dataset=args.dataset, protocol={
                             "max_prompt_tokens": max_prompt_tokens or args.max_prompt_tokens,
-                            "seed": args.seed, "command": "python -m dynatree_lib " + " ".join(sys.argv[1:])})
+                            "seed": args.seed, "command": _command()})
     print(format_table(doc))
     print(f"wrote {write_results(doc, output)}")
     return doc
@@ -129,17 +149,22 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
     pair = load_pair(args.pair, device=args.device, pack_weights=not args.no_pack)
     if args.command == "bench":
-        _bench_run(args, pair, parse_methods(args.methods), "main", args.output)
+        output = output_path(args, _default_stem(args, pair, "main") + ".json")
+        _bench_run(args, pair, parse_methods(args.methods), "main", output)
     elif args.command == "ablation":
-        _bench_run(args, pair, ablation_specs(), "ablation", args.output)
+        output = output_path(args, _default_stem(args, pair, "ablation") + ".json")
+        _bench_run(args, pair, ablation_specs(), "ablation", output)
     elif args.command == "sweep" and args.what == "fixed":
         grid = fixed_grid(_ints(args.depths), _ints(args.branches), _floats(args.thresholds))
-        _bench_run(args, pair, [*grid, spec("dynatree")], "sweep-fixed", args.output)  # DynaTree as reference
+        output = output_path(args, _default_stem(args, pair, "sweep_fixed") + ".json")
+        _bench_run(args, pair, [*grid, spec("dynatree")], "sweep-fixed", output)  # DynaTree as reference
     elif args.command == "sweep":
-        _bench_run(args, pair, sensitivity_specs(), "sensitivity", args.output)
+        output = output_path(args, _default_stem(args, pair, "sensitivity") + ".json")
+        _bench_run(args, pair, sensitivity_specs(), "sensitivity", output)
     else:  # scaling: one file per grid point
         methods = parse_methods(args.methods)
-        stem = args.output.removesuffix(".json")
+        stem = str(output_path(args, _default_stem(args, pair, f"scaling_{args.what}") + ".json"))
+        stem = stem.removesuffix(".json")
         for value in _ints(args.grid):
             if args.what == "length":
                 _bench_run(args, pair, methods, "scaling-length", f"{stem}_T{value}.json",
@@ -150,23 +175,17 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_costs(args: argparse.Namespace) -> None:
-    import json
-    from pathlib import Path
-
     from .costs import cost_document
     from .models import load_pair
 
     pair = load_pair(args.pair, device=args.device, pack_weights=False)
-    doc = cost_document(pair, tuple(_ints(args.sizes)), args.prefix_len, args.repeats,
-                        command="python -m dynatree_lib " + " ".join(sys.argv[1:]))
+    doc = cost_document(pair, tuple(_ints(args.sizes)), args.prefix_len, args.repeats, command=_command())
     for role, curves in doc["curves"].items():
         for name, curve in curves.items():
             one = curve["1"]
             print(f"{role:>6} {name:>7}: " + "  ".join(f"{n}:{t / one:.2f}" for n, t in curve.items())
                   + f"   (x one-token step = {one * 1000:.1f} ms)")
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {args.output}")
+    print(f"wrote {write_json(doc, output_path(args, f'costs_{pair.name}_{pair.device.type}.json'))}")
 
 
 def _ints(text: str) -> list[int]:
@@ -179,7 +198,6 @@ def _floats(text: str) -> list[float]:
 
 def cmd_draft_report(args: argparse.Namespace) -> None:
     import json
-    from pathlib import Path
 
     from .bench import environment
     from .draft_quality import agreement_profile, linear_acceptance, memorization_check, step_cost_ratio
@@ -191,9 +209,9 @@ def cmd_draft_report(args: argparse.Namespace) -> None:
     # reports before this one measured) are two articles; that slice is kept for comparison.
     profile = agreement_profile(pair.target, pair.draft, pair.tokenizer, tokens=args.tokens, spread=True)
     first = agreement_profile(pair.target, pair.draft, pair.tokenizer, tokens=args.tokens)
-    report = {"pair": pair.name, "draft": pair.draft.config.name_or_path,
-              "environment": environment(pair.device, pair.dtype),
-              "command": "python -m dynatree_lib " + " ".join(sys.argv[1:]),
+    report = {"schema": "dynatree-draft-report/1", "pair": pair.name,
+              "draft": pair.draft.config.name_or_path,
+              "environment": environment(pair.device, pair.dtype), "command": _command(),
               "teacher_forced_agreement": profile["top1"],
               "agreement_tokens": args.tokens,
               "agreement_sample": "spread",
@@ -206,9 +224,39 @@ def cmd_draft_report(args: argparse.Namespace) -> None:
         report["memorization"] = memorization_check(pair.target, pair.draft, pair.tokenizer,
                                                     load_draft_meta())
     print(json.dumps(report, indent=1))
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {write_json(report, output_path(args, f'{pair.name}_draft_quality.json'))}")
+
+
+def write_json(doc: dict, path) -> str:
+    """Validate ``doc`` against the schema it names, then write it (folders created)."""
+    import json
+
+    from .schema import validate
+
+    validate(doc)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+    return str(path)
+
+
+def cmd_gpu_check(args: argparse.Namespace) -> None:
+    from transformers.utils import logging as hf_logging
+
+    from .gpu_check import default_name, run_gpu_check, summary
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()  # "some parameters are on the meta device": expected when offloading
+    doc = run_gpu_check(args.device, args.dry_run, command=_command())
+    print(summary(doc))
+    print(f"wrote {write_json(doc, output_path(args, default_name(doc)))}")
+    if not doc["passed"]:
+        raise SystemExit("gpu-check FAILED: see the verdicts above")
+
+
+def _outputs(p: argparse.ArgumentParser, default_name: str) -> None:
+    p.add_argument("--output", help=f"JSON file to write (default: {default_name} in --results-dir)")
+    p.add_argument("--results-dir", help="folder for the default file name (default: $DYNATREE_RESULTS "
+                                         "or ./results)")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -258,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
                           "and the same number from its start)")
     rep.add_argument("--prompts", type=int, default=20,
                      help="WikiText-2 test prompts for Linear(4) acceptance")
-    rep.add_argument("--output", help="also write the report to this JSON file")
+    _outputs(rep, "<pair>_draft_quality.json")
     rep.set_defaults(run=cmd_draft_report)
     cost = sub.add_parser("costs", help="forward-cost curves of target and draft (default, packed)")
     cost.add_argument("--pair", help="embedded, pythia or TARGET,DRAFT (default: by device)")
@@ -266,8 +314,14 @@ def main(argv: list[str] | None = None) -> None:
     cost.add_argument("--sizes", default="1,2,3,4,6,8,12,16,24,32,48,64", help="tokens per forward")
     cost.add_argument("--prefix-len", type=int, default=256, help="cached tokens before each forward")
     cost.add_argument("--repeats", type=int, default=5)
-    cost.add_argument("--output", required=True, help="JSON path, e.g. results/costs_embedded_cpu.json")
+    _outputs(cost, "costs_<pair>_<device>.json")
     cost.set_defaults(run=cmd_costs)
+    gpu = sub.add_parser("gpu-check", help="exactness in fp32/fp16/bf16, a GPU+CPU split target and "
+                                           "Pythia-shaped forward costs on a CUDA machine (~4 min)")
+    gpu.add_argument("--device", help="default: cuda (--dry-run: cpu)")
+    gpu.add_argument("--dry-run", action="store_true", help="the same checks on the CPU with tiny models")
+    _outputs(gpu, "gpu_check_<gpu name>.json")
+    gpu.set_defaults(run=cmd_gpu_check)
     for name, help_text in (("bench", "main comparison of methods over a prompt set"),
                             ("sweep", "fixed-tree grid (fixed) or DynaTree sensitivity (dynatree)"),
                             ("scaling", "generation-length (scaling length) or prompt-length grid"),
@@ -299,7 +353,8 @@ def main(argv: list[str] | None = None) -> None:
         b.add_argument("--max-prompt-tokens", type=int, default=200,
                        help="prompt truncation in tokens (the paper's 800 characters are ~190 tokens)")
         b.add_argument("--seed", type=int, default=0, help="prompt selection seed")
-        b.add_argument("--output", required=True, help="results JSON path (scaling: a prefix)")
+        _outputs(b, "<kind>_<dataset>_<pair>_<device>.json" + (" (scaling: a prefix; _T<n> or _P<n> "
+                                                                    "is added)" if name == "scaling" else ""))
         b.set_defaults(run=cmd_bench)
     args = parser.parse_args(argv)
     if args.command == "compare" and any(m not in METHODS for m in args.methods.split(",")):

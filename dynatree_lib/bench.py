@@ -3,13 +3,11 @@
 A run takes a model pair, a prompt set and a list of named methods. After warm-up
 prompts that are discarded, every measured prompt runs every method (the order
 rotates from prompt to prompt, so machine drift favours no method) and records the
-metrics of the book's metrics section; aggregates are mean and std over prompts.
-Every output is compared with our greedy AR output on the same prompt: a mismatch
-is recorded per prompt and reported loudly, never averaged away.
-
-Peers (Hugging Face ``generate``, same models, greedy): ``hf`` (plain), ``hf-assisted``
-(``assistant_model=draft``, its default schedule) and ``prompt-lookup``
-(``prompt_lookup_num_tokens``). Their target/draft forwards are counted with hooks.
+metrics of the book's notation table; aggregates are mean and std over prompts. Every
+output is compared with our greedy AR output on the same prompt and gets a verdict
+(identical, near-tie in half precision, mismatch); a divergence is recorded per prompt
+and reported loudly, never averaged away. Methods run through ``runner.run_method``,
+the same runner as ``compare``. Documents follow ``schemas/bench.schema.json``.
 """
 
 from __future__ import annotations
@@ -17,140 +15,22 @@ from __future__ import annotations
 import datetime
 import json
 import platform
-import resource
 import statistics
 import subprocess
 import sys
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from .decode import generate
-from .methods import Autoregressive, DynaTree, FixedTree, Linear
+from .exactness import classify_divergence
+from .runner import HF_METHODS, OUR_METHODS, PROMPT_LOOKUP_TOKENS, MethodSpec, run_method, spec
+from .schema import validate as validate_schema
 
-SCHEMA = "dynatree-bench/1"
-OUR_METHODS = {"ar": Autoregressive, "linear": Linear, "fixed": FixedTree, "dynatree": DynaTree}
-HF_METHODS = ("hf", "hf-assisted", "prompt-lookup")
-PROMPT_LOOKUP_TOKENS = 10
-
-
-@dataclass
-class MethodSpec:
-    """A named method of a run: one of ours with its config, or an HF peer."""
-
-    label: str
-    kind: str                        # ar | linear | fixed | dynatree | hf | hf-assisted | prompt-lookup
-    config: dict = field(default_factory=dict)
-
-    def build(self):
-        return OUR_METHODS[self.kind](**self.config)
-
-
-def spec(kind: str, label: str | None = None, **config) -> MethodSpec:
-    if kind not in OUR_METHODS and kind not in HF_METHODS:
-        raise ValueError(f"unknown method {kind!r}: choose from {sorted([*OUR_METHODS, *HF_METHODS])}")
-    if kind in OUR_METHODS:
-        config = asdict(OUR_METHODS[kind](**config))  # validates and records every field
-    return MethodSpec(label or kind, kind, config)
-
-
-class _Counter:
-    """Counts forwards of a model through a pre-hook."""
-
-    def __init__(self, model) -> None:
-        self.calls = 0
-        self.handle = model.register_forward_pre_hook(self._hook) if model is not None else None
-
-    def _hook(self, *args) -> None:
-        self.calls += 1
-
-    def close(self) -> None:
-        if self.handle is not None:
-            self.handle.remove()
-
-
-class _FirstTokenClock:
-    """A ``generate`` streamer that notes when the first new token arrives."""
-
-    def __init__(self, start: float, cuda: bool) -> None:
-        self.start, self.cuda, self.puts, self.ttft = start, cuda, 0, None
-
-    def put(self, value) -> None:
-        self.puts += 1
-        if self.puts == 2 and self.ttft is None:  # the first put is the prompt
-            if self.cuda:
-                torch.cuda.synchronize()
-            self.ttft = time.perf_counter() - self.start
-
-    def end(self) -> None:
-        pass
-
-
-def peak_memory_bytes(device: torch.device) -> int:
-    """CUDA: max_memory_allocated since the last reset; CPU: the process's peak RSS so far."""
-    if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is KiB on Linux
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale)
-
-
-def run_method(method: MethodSpec, target, draft, input_ids: torch.Tensor, max_new_tokens: int) -> dict:
-    """One generation of ``max_new_tokens`` tokens (EOS ignored); returns its record."""
-    device = target.device
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    if method.kind in OUR_METHODS:
-        result = generate(target, draft, input_ids, method.build(), max_new_tokens, eos_token_id=[])
-        s = result.stats
-        record = {"tokens": result.new_tokens, "time_total": s.time_total, "ttft": s.ttft,
-                  "target_forwards": s.target_forwards, "draft_forwards": s.draft_forwards,
-                  "iterations": s.iterations, "acceptance_rate": s.acceptance_rate if s.iterations else None,
-                  "tree_efficiency": s.tree_efficiency if s.iterations else None,
-                  "accepted_per_depth": s.accepted_per_depth, "time_draft": s.time_draft,
-                  "time_verify": s.time_verify, "time_other": s.time_other}
-        if s.tree_sizes:
-            record["mean_tree_size"] = statistics.mean(s.tree_sizes)
-    else:
-        record = _run_hf(method, target, draft, input_ids, max_new_tokens)
-    n = len(record["tokens"])
-    record["new_tokens"] = n
-    record["throughput"] = n / record["time_total"]
-    record["tpot"] = (record["time_total"] - record["ttft"]) / (n - 1) if n > 1 else None
-    record["tau"] = n / record["target_forwards"]
-    record["peak_memory_bytes"] = peak_memory_bytes(device)
-    return record
-
-
-@torch.inference_mode()
-def _run_hf(method: MethodSpec, target, draft, input_ids, max_new_tokens) -> dict:
-    kwargs = dict(do_sample=False, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens,
-                  attention_mask=torch.ones_like(input_ids), pad_token_id=0, eos_token_id=None)
-    if method.kind == "hf-assisted":
-        kwargs["assistant_model"] = draft
-    elif method.kind == "prompt-lookup":
-        kwargs["prompt_lookup_num_tokens"] = PROMPT_LOOKUP_TOKENS
-    counters = (_Counter(target), _Counter(draft if method.kind == "hf-assisted" else None))
-    cuda = target.device.type == "cuda"
-    if cuda:
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    clock = _FirstTokenClock(start, cuda)
-    try:
-        out = target.generate(input_ids, streamer=clock, **kwargs)
-        if cuda:
-            torch.cuda.synchronize()
-        elapsed = time.perf_counter() - start
-    finally:
-        for counter in counters:
-            counter.close()
-    return {"tokens": out[0, input_ids.shape[1]:].tolist(), "time_total": elapsed,
-            "ttft": clock.ttft if clock.ttft is not None else elapsed,
-            "target_forwards": counters[0].calls, "draft_forwards": counters[1].calls,
-            "iterations": None, "acceptance_rate": None, "tree_efficiency": None,
-            "accepted_per_depth": None}
+SCHEMA = "dynatree-bench/2"
+__all__ = ["HF_METHODS", "OUR_METHODS", "PROMPT_LOOKUP_TOKENS", "MethodSpec", "spec", "run_benchmark",
+           "read_results", "write_results", "validate", "format_table", "aggregate"]
 
 
 def environment(device: torch.device, dtype: torch.dtype) -> dict:
@@ -184,12 +64,21 @@ def _cpu_model() -> str:
 
 METRICS = ("throughput", "speedup", "ttft", "tpot", "tau", "acceptance_rate", "tree_efficiency",
            "iterations", "target_forwards", "draft_forwards", "peak_memory_bytes", "time_total",
-           "time_draft", "time_verify", "time_other", "mean_tree_size")
+           "time_draft", "time_verify", "time_other", "mean_tree_size", "mean_lookup_nodes", "new_tokens")
+
+
+def judge(record: dict, ar: dict, target, input_ids: torch.Tensor) -> None:
+    """Add the exactness verdict of ``record`` against the AR record of the same prompt."""
+    divergence = classify_divergence(target, input_ids, ar["tokens"], record["tokens"])
+    record["identical_to_ar"] = divergence is None
+    record["verdict"] = "identical" if divergence is None else divergence.verdict
+    if divergence is not None:
+        record.update(divergence.as_record())
 
 
 def run_benchmark(pair, prompts: list[list[int]], methods: list[MethodSpec], max_new_tokens: int,
                   warmup: int = 2, *, kind: str = "main", dataset: str = "", protocol: dict | None = None,
-                  progress: bool = True) -> dict:
+                  stop_at_eos: bool = False, progress: bool = True) -> dict:
     """Run ``methods`` over ``prompts`` (the first ``warmup`` are discarded); returns the result document."""
     if not any(m.kind == "ar" for m in methods):
         methods = [spec("ar"), *methods]
@@ -208,33 +97,42 @@ def run_benchmark(pair, prompts: list[list[int]], methods: list[MethodSpec], max
             runs = {}
             for method in order:
                 bar.set_postfix_str(method.label)
-                runs[method.label] = run_method(method, pair.target, pair.draft, input_ids, max_new_tokens)
+                runs[method.label] = run_method(method, pair.target, pair.draft, input_ids, max_new_tokens,
+                                                stop_at_eos)
                 bar.update()
             if index < warmup:
                 continue
-            ar = next(runs[m.label] for m in methods if m.kind == "ar")
-            for method in methods:
-                record = runs[method.label]
-                record.update(prompt_index=index - warmup, prompt_tokens=len(ids), method=method.label,
-                              identical_to_ar=record["tokens"] == ar["tokens"],
-                              speedup=record["throughput"] / ar["throughput"])
-                if not record["identical_to_ar"]:
-                    first = next((i for i, (a, b) in enumerate(zip(ar["tokens"], record["tokens"],
-                                                                   strict=False)) if a != b), None)
-                    record["first_divergence"] = first
-                    print(f"WARNING: {method.label} differs from greedy AR on prompt {index - warmup} "
-                          f"at new token {first}", file=sys.stderr)
-                records.append(record)
+            records.extend(score_prompt(runs, methods, pair.target, input_ids, index - warmup))
     doc = {"schema": SCHEMA, "kind": kind, "environment": environment(pair.device, pair.dtype),
-           "pair": {"name": pair.name, "target": _model_name(pair.target), "draft": _model_name(pair.draft),
-                    "packed_weights": bool(getattr(pair, "packed", False))},
-           "dataset": dataset,
+           "pair": pair_description(pair), "dataset": dataset,
            "protocol": {"num_prompts": len(prompts) - warmup, "warmup": warmup,
-                        "max_new_tokens": max_new_tokens, **(protocol or {})},
+                        "max_new_tokens": max_new_tokens, "stop_at_eos": stop_at_eos, "command": "",
+                        **(protocol or {})},
            "methods": [asdict(m) for m in methods], "records": records,
            "aggregates": aggregate(records, labels)}
-    validate(doc)
-    return doc
+    return validate(doc)
+
+
+def score_prompt(runs: dict[str, dict], methods: list[MethodSpec], target, input_ids: torch.Tensor,
+                 prompt_index: int) -> list[dict]:
+    """The records of one measured prompt: verdicts and speedups against the AR run on it."""
+    ar = next(runs[m.label] for m in methods if m.kind == "ar")
+    out = []
+    for method in methods:
+        record = runs[method.label]
+        record.update(prompt_index=prompt_index, prompt_tokens=input_ids.shape[1], method=method.label,
+                      speedup=record["throughput"] / ar["throughput"])
+        judge(record, ar, target, input_ids)
+        if record["verdict"] != "identical":
+            print(f"WARNING: {method.label} differs from greedy AR on prompt {prompt_index} at new token "
+                  f"{record['first_divergence']} ({record['verdict']})", file=sys.stderr)
+        out.append(record)
+    return out
+
+
+def pair_description(pair) -> dict:
+    return {"name": pair.name, "target": _model_name(pair.target), "draft": _model_name(pair.draft),
+            "packed_weights": bool(getattr(pair, "packed", False))}
 
 
 def _model_name(model) -> str:
@@ -242,12 +140,13 @@ def _model_name(model) -> str:
 
 
 def aggregate(records: list[dict], labels: list[str]) -> dict:
-    """{label: {metric: {"mean", "std"}, "identical_to_ar": all, "mismatches": n}} over prompts."""
+    """{label: {metric: {"mean", "std"}, "identical_to_ar": all, "mismatches": n, "near_ties": n}}."""
     out = {}
     for label in labels:
         rows = [r for r in records if r["method"] == label]
         entry = {"prompts": len(rows), "identical_to_ar": all(r["identical_to_ar"] for r in rows),
-                 "mismatches": sum(not r["identical_to_ar"] for r in rows)}
+                 "mismatches": sum(r["verdict"] == "mismatch" for r in rows),
+                 "near_ties": sum(r["verdict"] == "near-tie" for r in rows)}
         for metric in METRICS:
             values = [r[metric] for r in rows if r.get(metric) is not None]
             if values:
@@ -257,29 +156,11 @@ def aggregate(records: list[dict], labels: list[str]) -> dict:
     return out
 
 
-REQUIRED = {"schema": str, "kind": str, "environment": dict, "pair": dict, "dataset": str,
-            "protocol": dict, "methods": list, "records": list, "aggregates": dict}
-RECORD_REQUIRED = {"prompt_index": int, "method": str, "new_tokens": int, "throughput": float,
-                   "speedup": float, "tau": float, "identical_to_ar": bool, "time_total": float}
-
-
 def validate(doc: dict) -> dict:
-    """Raise ValueError unless ``doc`` follows the results schema (results/README.md)."""
-    for key, kind in REQUIRED.items():
-        if not isinstance(doc.get(key), kind):
-            raise ValueError(f"results: '{key}' missing or not a {kind.__name__}")
-    if doc["schema"] != SCHEMA:
-        raise ValueError(f"results: schema {doc['schema']!r}, expected {SCHEMA!r}")
-    for key in ("device", "torch", "transformers", "dtype", "date"):
-        if key not in doc["environment"]:
-            raise ValueError(f"results: environment lacks '{key}'")
+    """Raise ValueError unless ``doc`` follows ``schemas/bench.schema.json`` and its labels agree."""
+    validate_schema(doc, SCHEMA)
     labels = {m["label"] for m in doc["methods"]}
     for i, record in enumerate(doc["records"]):
-        for key, kind in RECORD_REQUIRED.items():
-            value = record.get(key)
-            if not (isinstance(value, kind) or (kind is float and isinstance(value, int)
-                                                 and not isinstance(value, bool))):
-                raise ValueError(f"results: record {i} field '{key}' missing or not {kind.__name__}")
         if record["method"] not in labels:
             raise ValueError(f"results: record {i} names unknown method {record['method']!r}")
     if set(doc["aggregates"]) != labels:
@@ -296,12 +177,20 @@ def write_results(doc: dict, path: str | Path) -> Path:
 
 
 def read_results(path: str | Path) -> dict:
+    """A validated results document; a bare file name is looked up in ``resources.results_dirs()``."""
+    from .resources import result_file
+
     path = Path(path)
+    if not path.exists() and path.parent == Path("."):
+        path = result_file(path.name)
     try:
         doc = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"cannot read results file {path}: {error}") from error
-    return validate(doc)
+    try:
+        return validate(doc)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
 
 
 def format_table(doc: dict) -> str:
@@ -314,7 +203,8 @@ def format_table(doc: dict) -> str:
         def mean(name, scale=1.0, a=a):
             return a[name]["mean"] * scale if name in a else float("nan")
 
-        lines.append(f"{label:<22}{'yes' if a['identical_to_ar'] else 'NO':>6}"
+        exact = "yes" if a["identical_to_ar"] else "tie" if not a["mismatches"] else "NO"
+        lines.append(f"{label:<22}{exact:>6}"
                      f"{tput.get('mean', 0):>9.1f} ±{tput.get('std', 0):>5.1f}{mean('speedup'):>8.2f}x"
                      f"{mean('tau'):>7.2f}{mean('acceptance_rate'):>8.2f}{mean('ttft', 1000):>9.1f}")
     return "\n".join(lines)

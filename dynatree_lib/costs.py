@@ -12,11 +12,12 @@ from __future__ import annotations
 import datetime
 import json
 import statistics
-import time
 from pathlib import Path
 
 import torch
 from transformers import DynamicCache
+
+from .timing import now
 
 COSTS_SCHEMA = "dynatree-costs/1"
 SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
@@ -27,9 +28,9 @@ def forward_cost_curve(model, sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 
                        prefix_len: int = 256, repeats: int = 5) -> dict[int, float]:
     """{n: median seconds of one forward of n tokens after ``prefix_len`` cached tokens}."""
     device = model.device
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator().manual_seed(0)  # CPU ids, then moved: the same ids on any device
     vocab = model.config.vocab_size
-    prefix = torch.randint(0, vocab, (1, prefix_len), generator=generator).to(device)
+    prefix = torch.randint(0, vocab, (1, prefix_len), generator=generator, device="cpu").to(device)
     cache = DynamicCache(config=model.config)
     model(prefix, past_key_values=cache, use_cache=True)
     times: dict[int, list[float]] = {n: [] for n in sizes}
@@ -37,14 +38,10 @@ def forward_cost_curve(model, sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 
     cache.crop(-1)
     for _ in range(repeats + 1):  # the first round warms up and is dropped
         for n in sizes:
-            tokens = torch.randint(0, vocab, (1, n), generator=generator).to(device)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
+            tokens = torch.randint(0, vocab, (1, n), generator=generator, device="cpu").to(device)
+            start = now(device)
             model(tokens, past_key_values=cache, use_cache=True)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times[n].append(time.perf_counter() - start)
+            times[n].append(now(device) - start)
             cache.crop(-n)  # transformers 5: a negative crop drops that many tokens
     return {n: statistics.median(t[1:]) for n, t in times.items()}
 
@@ -84,14 +81,18 @@ def cost_document(pair, sizes: tuple[int, ...] = SIZES, prefix_len: int = 256, r
 
 
 def read_costs(path: str | Path) -> dict:
-    """A cost document written by ``python -m dynatree_lib costs`` (validated)."""
-    doc = json.loads(Path(path).read_text())
-    if doc.get("schema") != COSTS_SCHEMA or not {"target", "draft"} <= set(doc.get("curves", {})):
-        raise ValueError(f"{path} is not a {COSTS_SCHEMA} document")
-    for role in ("target", "draft"):
-        if "default" not in doc["curves"][role]:
-            raise ValueError(f"{path}: {role} has no default curve")
-    return doc
+    """A cost document written by ``python -m dynatree_lib costs``, validated against
+    ``schemas/costs.schema.json``; a bare file name is looked up in ``resources.results_dirs()``."""
+    from .resources import result_file
+    from .schema import validate
+
+    path = Path(path)
+    if not path.exists() and path.parent == Path("."):
+        path = result_file(path.name)
+    try:
+        return validate(json.loads(path.read_text()), COSTS_SCHEMA)
+    except ValueError as error:
+        raise ValueError(f"{path} is not a valid {COSTS_SCHEMA} document: {error}") from None
 
 
 def curve_cost(curve: dict[str, float], n: float) -> float:

@@ -1,4 +1,4 @@
-"""Text data shipped in ``data/``: WikiText-2 (parquet, via ``datasets``) and public-domain books.
+"""Text data shipped with the project: WikiText-2 (parquet) and public-domain books.
 
 Evaluation text (WikiText-2 test, PG-19 books under ``data/pg19`` and ``data/pg19_style``)
 and draft-training text (WikiText-2 validation, ``data/train_books``) never overlap.
@@ -8,34 +8,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+from .resources import data_dir
 
 
-def _require(path: Path) -> Path:
+def _require(relative: str) -> Path:
+    path = data_dir() / relative
     if not path.exists():
         raise FileNotFoundError(f"data file {path} is missing (see data/README.md for what belongs there)")
     return path
 
 
 def wikitext_lines(split: str) -> list[str]:
-    """The raw WikiText-2 lines of ``split`` ('test' or 'validation'), loaded offline with ``datasets``."""
+    """The raw WikiText-2 lines of ``split`` ('test' or 'validation'), read offline with pyarrow."""
     if split not in ("test", "validation"):
         raise ValueError(f"WikiText-2 split must be 'test' or 'validation', got {split!r}")
-    from datasets import load_dataset
+    import pyarrow.parquet as pq
 
-    path = _require(DATA_DIR / "wikitext2" / f"wikitext-2-raw-{split}.parquet")
+    path = _require(f"wikitext2/wikitext-2-raw-{split}.parquet")
     try:
-        table = load_dataset("parquet", data_files=str(path), split="train")
+        table = pq.read_table(path)
     except Exception as error:  # a corrupt or foreign file: name it
         raise ValueError(f"cannot read {path} as WikiText-2 parquet: {error}") from error
     if "text" not in table.column_names:
         raise ValueError(f"{path} has no 'text' column (columns: {table.column_names})")
-    return list(table["text"])
+    return table.column("text").to_pylist()
 
 
 def book_texts(folder: str) -> dict[str, str]:
     """{gutenberg_id: text} of the books in ``data/<folder>`` (e.g. 'train_books/text')."""
-    directory = _require(DATA_DIR / folder)
+    directory = _require(folder)
     books = {p.stem: p.read_text(encoding="utf-8") for p in sorted(directory.glob("*.txt"))}
     if not books:
         raise FileNotFoundError(f"no .txt books in {directory}")

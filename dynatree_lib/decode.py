@@ -6,7 +6,6 @@ before it, so ``new_tokens`` equals the target's own greedy ``generate``.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import torch
@@ -17,17 +16,27 @@ from .adapt import HistoryController
 from .drafting import draft_tree, growth_rule
 from .lookup import find_continuation, graft_chain
 from .methods import Autoregressive, DynaTree, FixedTree, Linear, Method
-from .verify import check_tree_attention, keep_cache_entries, verify_tree, vocab_size
+from .processors import build_processors, process_next
+from .timing import Stopwatch
+from .verify import check_sliding_window, check_tree_attention, keep_cache_entries, verify_tree, vocab_size
 
 
 @dataclass
 class GenerationStats:
-    """Counters and timings of one ``generate`` call (names as in the book's metrics chapter).
+    """Counters and timings of one ``generate`` call (names as in the book's notation table).
 
     Per-iteration lists have one entry per draft/verify iteration (the prefill is not one).
-    ``accepted`` counts draft tokens accepted in an iteration, ``drafted_depth`` the depth
-    of its tree, ``tree_sizes`` its draft nodes (root excluded); committed = accepted + 1.
-    Times are seconds; on CUDA they are taken after ``torch.cuda.synchronize()``.
+    They count only tokens that reach the output: when EOS or ``max_new_tokens`` ends the
+    generation inside an accepted path, the last iteration's counts stop there too.
+
+    * ``committed``: tokens emitted (accepted candidates + the bonus token);
+    * ``accepted``: candidate tokens accepted, from the draft or from context lookup;
+    * ``accepted_drafted``: those the draft model proposed (what acceptance rates count);
+    * ``drafted_depth``: depth of the draft's own tree (grafted lookup nodes excluded);
+    * ``tree_sizes``: draft nodes per tree (root and lookup nodes excluded);
+    * ``lookup_nodes``: nodes grafted by ``DynaTree(lookup=L)`` (0 otherwise).
+
+    Times are seconds, read after the device finished its queued work (``timing.now``).
     """
 
     prompt_tokens: int = 0
@@ -36,8 +45,10 @@ class GenerationStats:
     draft_forwards: int = 0
     committed: list[int] = field(default_factory=list)
     accepted: list[int] = field(default_factory=list)
+    accepted_drafted: list[int] = field(default_factory=list)
     drafted_depth: list[int] = field(default_factory=list)
     tree_sizes: list[int] = field(default_factory=list)
+    lookup_nodes: list[int] = field(default_factory=list)
     base_depth: list[float] = field(default_factory=list)
     tau_high: list[float] = field(default_factory=list)
     time_prefill: float = 0.0
@@ -60,21 +71,22 @@ class GenerationStats:
     def acceptance_rate(self) -> float:
         """alpha: accepted draft tokens / drafted depth (for a chain: / drafted tokens)."""
         drafted = sum(self.drafted_depth)
-        return sum(self.accepted) / drafted if drafted else 0.0
+        return sum(self.accepted_drafted) / drafted if drafted else 0.0
 
     @property
     def tree_efficiency(self) -> float:
         """Accepted draft tokens / draft tree nodes."""
         nodes = sum(self.tree_sizes)
-        return sum(self.accepted) / nodes if nodes else 0.0
+        return sum(self.accepted_drafted) / nodes if nodes else 0.0
 
     @property
     def accepted_per_depth(self) -> list[float]:
-        """Entry d-1: fraction of iterations whose accepted path reached depth d."""
-        if not self.accepted:
+        """Entry d-1: fraction of iterations whose accepted draft path reached depth d."""
+        if not self.accepted_drafted or not max(self.drafted_depth):
             return []
-        n = len(self.accepted)
-        return [sum(a >= d for a in self.accepted) / n for d in range(1, max(self.drafted_depth) + 1)]
+        n = len(self.accepted_drafted)
+        return [sum(a >= d for a in self.accepted_drafted) / n
+                for d in range(1, max(self.drafted_depth) + 1)]
 
     @property
     def throughput(self) -> float:
@@ -99,17 +111,19 @@ class GenerationStats:
 
 @dataclass
 class IterationTrace:
-    """One iteration, for visualisations. Node 0 is the root (parent -1)."""
+    """One iteration, for visualisations. Node 0 is the root (parent -1); nodes from index
+    ``drafted_nodes`` on were grafted by context lookup, not drafted."""
 
     prefix_len: int
     tokens: list[int]
     parents: list[int]
     depths: list[int]
-    draft_prob: list[float]       # q(node | parent path)
+    draft_prob: list[float]       # q(node | parent path); 1 for grafted nodes
     path_prob: list[float]        # p(node), cumulative
     target_next: list[int]        # target's greedy token after each node
-    accepted_path: list[int]      # node indices, root first
-    committed: list[int]          # tokens committed: accepted drafts + bonus
+    accepted_path: list[int]      # node indices, root first, up to the last emitted token
+    committed: list[int]          # tokens emitted: accepted candidates + bonus
+    drafted_nodes: int = 0        # nodes 0 .. drafted_nodes - 1 come from the draft (root included)
 
 
 @dataclass
@@ -119,27 +133,6 @@ class GenerationResult:
     trace: list[IterationTrace] | None = None
 
 
-class _Clock:
-    """Accumulates wall time per phase; synchronizes CUDA so GPU work is charged to its phase."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.cuda = device.type == "cuda"
-        self.start = self.last = self._now()
-
-    def _now(self) -> float:
-        if self.cuda:
-            torch.cuda.synchronize()
-        return time.perf_counter()
-
-    def lap(self) -> float:
-        now = self._now()
-        elapsed, self.last = now - self.last, now
-        return elapsed
-
-    def total(self) -> float:
-        return self._now() - self.start
-
-
 def _eos_ids(target, eos_token_id: int | list[int] | None) -> set[int]:
     if eos_token_id is None:  # as HF generate: fall back to the model's generation config
         config = getattr(target, "generation_config", None)
@@ -147,6 +140,17 @@ def _eos_ids(target, eos_token_id: int | list[int] | None) -> set[int]:
     if eos_token_id is None:
         return set()
     return {int(eos_token_id)} if isinstance(eos_token_id, int) else {int(t) for t in eos_token_id}
+
+
+def _tree_capacity(method: Method) -> int:
+    """Most tokens one verification appends to a cache: the root and every candidate node."""
+    if isinstance(method, Linear):
+        return method.k + 1
+    if isinstance(method, FixedTree):
+        return method.max_nodes + 1
+    if isinstance(method, DynaTree):
+        return method.max_nodes + 1 + method.lookup
+    return 1
 
 
 def _validate(target, draft, input_ids, method, max_new_tokens, allow_vocab_padding) -> int:
@@ -164,8 +168,9 @@ def _validate(target, draft, input_ids, method, max_new_tokens, allow_vocab_padd
     vocab = vocab_size(target)
     if int(input_ids.min()) < 0 or int(input_ids.max()) >= vocab:
         raise ValueError(f"input_ids hold token ids outside the target vocabulary [0, {vocab})")
+    length = input_ids.shape[1] + max_new_tokens
     window = getattr(target.config, "max_position_embeddings", None)
-    if window is not None and input_ids.shape[1] + max_new_tokens > window:
+    if window is not None and length > window:
         raise ValueError(f"prompt ({input_ids.shape[1]}) + max_new_tokens ({max_new_tokens}) exceeds "
                          f"the target's context window of {window} tokens")
     if isinstance(method, Autoregressive):
@@ -181,23 +186,28 @@ def _validate(target, draft, input_ids, method, max_new_tokens, allow_vocab_padd
                 "pass allow_vocab_padding=True")
         vocab = min(vocab, draft_vocab)
     if draft.device != target.device:
-        raise ValueError(f"put target and draft on the same device (target: {target.device}, "
+        raise ValueError(f"put the draft on the target's first device (target: {target.device}, "
                          f"draft: {draft.device})")
     draft_window = getattr(draft.config, "max_position_embeddings", None)
-    if draft_window is not None and input_ids.shape[1] + max_new_tokens > draft_window:
+    if draft_window is not None and length > draft_window:
         raise ValueError(f"prompt + max_new_tokens exceeds the draft's context window of {draft_window}")
-    check_tree_attention(target)
-    check_tree_attention(draft)
+    for model in (target, draft):
+        check_tree_attention(model)
+        check_sliding_window(model, length - 1 + _tree_capacity(method))
     return vocab
 
 
-def _commit(out: list[int], tokens: list[int], eos: set[int], limit: int) -> bool:
-    """Append tokens up to the limit or the first EOS (kept, as HF does); True when done."""
-    for token in tokens:
+def _commit(out: list[int], tokens: list[int], eos: set[int], limit: int) -> int:
+    """Append tokens up to the limit or the first EOS (kept, as HF does); returns how many."""
+    for count, token in enumerate(tokens, 1):
         out.append(token)
         if token in eos or len(out) >= limit:
-            return True
-    return False
+            return count
+    return len(tokens)
+
+
+def _finished(out: list[int], eos: set[int], limit: int) -> bool:
+    return len(out) >= limit or (bool(out) and out[-1] in eos)
 
 
 @torch.inference_mode()
@@ -207,8 +217,17 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
              allow_vocab_padding: bool = False) -> GenerationResult:
     """Greedy decoding of ``input_ids`` [1, L] with ``method`` (default ``DynaTree()``).
 
+    The output equals ``target.generate(input_ids, do_sample=False, max_new_tokens=...)``
+    token for token, ``target.generation_config`` included: the settings that change greedy
+    tokens (repetition penalty, banned words and n-grams, suppressed tokens, minimum
+    lengths, ...) are applied as Hugging Face applies them, and a setting that cannot be
+    reproduced (beam search, stop strings, ...) is refused up front
+    (:mod:`dynatree_lib.processors`).
+
     Args:
-        target, draft: Hugging Face causal LMs (``draft`` unused, may be None, for AR).
+        target, draft: Hugging Face causal LMs (``draft`` unused, may be None, for AR). The
+            target may be dispatched over several devices (``device_map``); the draft and
+            ``input_ids`` then go to its first device (``target.device``).
         input_ids: [1, L] prompt token ids.
         method: Autoregressive(), Linear(), FixedTree() or DynaTree().
         max_new_tokens: at most this many new tokens.
@@ -218,7 +237,8 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
         controller: a :class:`HistoryController` to continue from (DynaTree only); by
             default a fresh one per call, so no state leaks between prompts.
         allow_vocab_padding: accept a draft whose logits differ in size from the target's
-            (same tokenizer, padded embeddings); drafts only from the shared ids.
+            (same tokenizer, padded embeddings); drafts only from the shared ids, and a
+            committed id the draft cannot embed is shown to it as id 0.
 
     Returns:
         GenerationResult with ``new_tokens`` (prompt excluded), ``stats`` and ``trace``.
@@ -228,6 +248,7 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
         raise ValueError("a HistoryController only applies to DynaTree")
     vocab = _validate(target, draft, input_ids, method, max_new_tokens, allow_vocab_padding)
     eos = _eos_ids(target, eos_token_id)
+    processors = build_processors(target, input_ids.shape[1], max_new_tokens, eos)
     stats = GenerationStats(prompt_tokens=input_ids.shape[1])
     traces: list[IterationTrace] | None = [] if trace else None
     out: list[int] = []
@@ -236,24 +257,30 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
 
     device = target.device
     input_ids = input_ids.to(device)
-    clock = _Clock(device)
+    clock = Stopwatch(device)
     cache = DynamicCache(config=target.config)
-    logits = target(input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1).logits
-    root = logits[0, -1].argmax()
-    done = _commit(out, [int(root)], eos, max_new_tokens)
+    logits = target(input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[0, -1]
+    if processors is not None:
+        logits = process_next(processors, input_ids[0], logits.to(device))
+    root = logits.argmax().to(device)
+    _commit(out, [int(root)], eos, max_new_tokens)
     stats.target_forwards = 1
     stats.time_prefill = stats.ttft = clock.lap()
 
     if isinstance(method, Autoregressive):
-        while not done:
-            logits = target(root.view(1, 1), past_key_values=cache, use_cache=True).logits
-            root = logits[0, -1].argmax()
+        sequence = torch.cat([input_ids[0], root.view(1)])
+        while not _finished(out, eos, max_new_tokens):
+            logits = target(root.view(1, 1), past_key_values=cache, use_cache=True).logits[0, -1]
+            if processors is not None:
+                logits = process_next(processors, sequence, logits.to(device))
+            root = logits.argmax().to(device)
+            sequence = torch.cat([sequence, root.view(1)]) if processors is not None else sequence
             stats.target_forwards += 1
-            done = _commit(out, [int(root)], eos, max_new_tokens)
+            _commit(out, [int(root)], eos, max_new_tokens)
         stats.time_verify = clock.lap()
     else:
-        _speculate(target, draft, input_ids, method, max_new_tokens, eos, vocab, controller,
-                   cache, out, done, stats, traces, clock)
+        _speculate(target, draft, input_ids, method, max_new_tokens, eos, vocab, processors,
+                   controller, cache, out, stats, traces, clock)
 
     stats.new_tokens = len(out)
     stats.time_total = clock.total()
@@ -261,26 +288,29 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
     return GenerationResult(out, stats, traces)
 
 
-def _speculate(target, draft, input_ids, method, max_new_tokens, eos, vocab, controller, cache,
-               out, done, stats, traces, clock) -> None:
+def _speculate(target, draft, input_ids, method, max_new_tokens, eos, vocab, processors, controller,
+               cache, out, stats, traces, clock) -> None:
     """The speculative iterations after the prefill (``out`` holds the first token)."""
     device = input_ids.device
     if isinstance(method, DynaTree) and controller is None:
         controller = HistoryController(method)
     draft_cache = DynamicCache(config=draft.config)
+    draft_vocab = draft.get_input_embeddings().num_embeddings
     # All committed tokens; the draft cache holds a prefix of them, the rest are "pending".
     sequence = torch.cat([input_ids[0], torch.tensor(out, device=device)])
     prefix_len = input_ids.shape[1]  # target-cached tokens; the root sits at this position
-    while not done:
+    while not _finished(out, eos, max_new_tokens):
         clock.lap()
         rule = growth_rule(method, controller, depth_cap=max_new_tokens - len(out) - 1)
         pending = sequence[draft_cache.get_seq_length():]
+        pending = pending.masked_fill(pending >= draft_vocab, 0)  # ids the draft cannot embed
         drafted = draft_tree(draft, draft_cache, pending, prefix_len, rule, vocab)
         tree = drafted.tree
+        drafted_nodes, drafted_depth = tree.size, tree.depth
         if rule.lookup:
             graft_chain(tree, find_continuation(sequence, rule.lookup, method.lookup_ngram))
         stats.time_draft += clock.lap()
-        target_next = verify_tree(target, cache, tree, prefix_len)
+        target_next = verify_tree(target, cache, tree, prefix_len, processors, sequence)
         stats.time_verify += clock.lap()
 
         path = tree.accepted_path(target_next)
@@ -289,28 +319,31 @@ def _speculate(target, draft, input_ids, method, max_new_tokens, eos, vocab, con
             ranks = drafted.draft_rank[path[1:]]
             keep_cache_entries(draft_cache, prefix_len + 1, ranks[ranks >= 0])
         committed = tree.tokens[path[1:]].tolist() + [int(target_next[path[-1]])]
-        accepted = len(committed) - 1
-        depth = tree.depth
+        emitted = _commit(out, committed, eos, max_new_tokens)
+        accepted = min(len(committed) - 1, emitted)  # candidates among the emitted tokens
+        from_draft = int((path[1:accepted + 1] < drafted_nodes).sum())  # grafted nodes come last
         stats.target_forwards += 1
         stats.draft_forwards += drafted.forwards
-        stats.committed.append(len(committed))
+        stats.committed.append(emitted)
         stats.accepted.append(accepted)
-        stats.drafted_depth.append(depth)
-        stats.tree_sizes.append(tree.size - 1)
+        stats.accepted_drafted.append(from_draft)
+        stats.drafted_depth.append(drafted_depth)
+        stats.tree_sizes.append(drafted_nodes - 1)
+        stats.lookup_nodes.append(tree.size - drafted_nodes)
         if controller is not None:
             stats.base_depth.append(controller.base_depth)
             stats.tau_high.append(controller.tau_high)
-            controller.update(accepted, depth)
+            controller.update(from_draft, drafted_depth)  # the draft's own acceptance
         if traces is not None:
-            traces.append(_trace(tree, prefix_len, target_next, path, committed))
+            traces.append(_trace(tree, prefix_len, target_next, path[:accepted + 1], committed[:emitted],
+                                 drafted_nodes))
         prefix_len += len(committed)
         sequence = torch.cat([sequence, torch.tensor(committed, device=device)])
-        done = _commit(out, committed, eos, max_new_tokens)
 
 
-def _trace(tree, prefix_len, target_next, path, committed) -> IterationTrace:
+def _trace(tree, prefix_len, target_next, path, committed, drafted_nodes) -> IterationTrace:
     return IterationTrace(prefix_len=prefix_len, tokens=tree.tokens.tolist(),
                           parents=tree.parents.tolist(), depths=tree.depths.tolist(),
                           draft_prob=tree.logq.exp().tolist(), path_prob=tree.logp.exp().tolist(),
                           target_next=target_next.tolist(), accepted_path=path.tolist(),
-                          committed=list(committed))
+                          committed=list(committed), drafted_nodes=drafted_nodes)

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import statistics
-import time
 
 import torch
 from transformers import DynamicCache
@@ -22,6 +21,7 @@ from transformers import DynamicCache
 from .data import prompt_set, wikitext_lines
 from .decode import generate
 from .methods import Linear
+from .timing import now
 
 
 @torch.inference_mode()
@@ -47,15 +47,16 @@ def wikitext_test_chunks(tokenizer, tokens: int, seq_len: int = 256, offset: int
     with ``spread`` evenly spaced chunks from the first to the last of the whole split."""
     text = "".join(wikitext_lines("test"))
     if not spread:
-        ids = torch.tensor(tokenizer(text[: (offset + tokens) * 8]).input_ids[offset:offset + tokens])
+        head = tokenizer(text[: (offset + tokens) * 8]).input_ids[offset:offset + tokens]
+        ids = torch.tensor(head, device="cpu")
         return ids[: ids.numel() // seq_len * seq_len].view(-1, seq_len)
-    ids = torch.tensor(tokenizer(text).input_ids)
+    ids = torch.tensor(tokenizer(text).input_ids, device="cpu")
     every = ids[: ids.numel() // seq_len * seq_len].view(-1, seq_len)
     count = tokens // seq_len
     if not 1 <= count <= every.shape[0]:
         raise ValueError(f"a spread sample needs 1 to {every.shape[0]} chunks of {seq_len} tokens, "
                          f"got tokens={tokens}")
-    return every[torch.linspace(0, every.shape[0] - 1, count).round().long()]
+    return every[torch.linspace(0, every.shape[0] - 1, count, device="cpu").round().long()]
 
 
 @torch.inference_mode()
@@ -68,7 +69,7 @@ def memorization_check(target, draft, tokenizer, meta: dict, chunks_each: int = 
     from .train_draft import chunk_corpus, trained_ranges
 
     chunks, sources = chunk_corpus(tokenizer, meta.get("seq_len", 256), meta["seed"])
-    trained = torch.zeros(chunks.shape[0], dtype=torch.bool)
+    trained = torch.zeros(chunks.shape[0], dtype=torch.bool, device="cpu")
     for start, end, heldout in trained_ranges(meta):
         trained[start + heldout:end] = True
     wiki = sources == 0
@@ -111,8 +112,8 @@ def linear_acceptance(target, draft, tokenizer, k: int = 4, num_prompts: int = 5
     for ids in prompt_set("wikitext2", tokenizer, num_prompts, max_prompt_tokens, seed=1):
         stats = generate(target, draft, torch.tensor([ids], device=target.device), Linear(k=k),
                          max_new_tokens, eos_token_id=[]).stats
-        rejections = sum(a < d for a, d in zip(stats.accepted, stats.drafted_depth, strict=True))
-        per_prompt.append([sum(stats.accepted), rejections])
+        rejections = sum(a < d for a, d in zip(stats.accepted_drafted, stats.drafted_depth, strict=True))
+        per_prompt.append([sum(stats.accepted_drafted), rejections])
         drafted += sum(stats.drafted_depth)
     accepted = sum(a for a, _ in per_prompt)
     rejected = sum(r for _, r in per_prompt)
@@ -124,7 +125,8 @@ def linear_acceptance(target, draft, tokenizer, k: int = 4, num_prompts: int = 5
 @torch.inference_mode()
 def step_cost_ratio(target, draft, prefix: int = 300, repeats: int = 30) -> dict:
     """Median cached one-token step time of draft and target (interleaved), and their ratio."""
-    ids = torch.randint(0, 1000, (1, prefix), generator=torch.Generator().manual_seed(0)).to(target.device)
+    ids = torch.randint(0, 1000, (1, prefix), generator=torch.Generator().manual_seed(0),
+                        device="cpu").to(target.device)
     times = {"target": [], "draft": []}
     caches = {}
     for name, model in (("target", target), ("draft", draft)):
@@ -134,11 +136,9 @@ def step_cost_ratio(target, draft, prefix: int = 300, repeats: int = 30) -> dict
     for _ in range(repeats):
         for name, model in (("target", target), ("draft", draft)):
             cache = caches[name]
-            start = time.perf_counter()
+            start = now(target.device)
             model(token, past_key_values=cache, use_cache=True)
-            if target.device.type == "cuda":
-                torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(now(target.device) - start)
             cache.crop(-1)  # back to the prefix (transformers 5: negative = tokens to drop)
     target_ms = statistics.median(times["target"]) * 1000
     draft_ms = statistics.median(times["draft"]) * 1000

@@ -4,10 +4,18 @@
   sequential forward along the node's path (zero up to float rounding when
   positions are depths; large when they are BFS indices, as in the published code).
 * :func:`compare_with_autoregressive`: runs a method and plain greedy decoding and
-  reports the first divergence with the target's top-1/top-2 logit margin there.
-  In float32/float64 outputs are identical; in float16/bfloat16 the batched tree
-  forward rounds differently from the one-token forward, so a near-tie (small
-  margin) can flip. The report tells whether a divergence is such a near-tie.
+  gives a verdict: ``identical``; ``near-tie`` when they first part where the target's
+  two best logits are closer than rounding can tell apart; else ``mismatch``.
+
+Why near-ties exist: in float32 a tree forward and a one-token forward give the same
+logits to ~1e-6 and outputs are identical. In float16/bfloat16 they round differently,
+and rounding error grows with the value rounded (a bfloat16 number carries 8 bits of
+mantissa: logits near 20 are stored in steps of 0.125). So the bound on the top-1/top-2
+margin is relative: ``NEAR_TIE_EPS * eps(dtype) * max(|top-1 logit|, 1)``, and the two
+tokens must be the reference's first and second choices. Anything else is a bug.
+On the embedded pair a tree forward's logits differed from sequential ones by up to
+3.6 (bfloat16) and 4.3 (float16) times eps * |top-1 logit|; a flip needs the *difference*
+of two such logits to move by the margin, hence NEAR_TIE_EPS = 8.
 """
 
 from __future__ import annotations
@@ -23,6 +31,58 @@ from .methods import Autoregressive, Method
 from .tree import TokenTree
 from .verify import tree_logits
 
+NEAR_TIE_EPS = 8  # margin bound in units of the dtype's epsilon times the top-1 logit's magnitude
+VERDICTS = ("identical", "near-tie", "mismatch")
+
+
+def near_tie_bound(top1: float, dtype: torch.dtype) -> float:
+    """Largest top-1/top-2 logit margin that rounding in ``dtype`` can flip (see module doc)."""
+    return NEAR_TIE_EPS * torch.finfo(dtype).eps * max(abs(top1), 1.0)
+
+
+@dataclass
+class Divergence:
+    """Where a method's tokens first differ from greedy AR, and whether that is a near-tie."""
+
+    verdict: str                   # near-tie | mismatch
+    index: int                     # first differing new token
+    reference_token: int | None
+    method_token: int | None
+    margin: float | None           # reference top-1 minus top-2 logit there (None: lengths differ)
+    bound: float | None            # near_tie_bound at that position
+
+    def as_record(self) -> dict:
+        return {"verdict": self.verdict, "first_divergence": self.index, "margin": self.margin,
+                "margin_bound": self.bound}
+
+
+@torch.inference_mode()
+def classify_divergence(target, input_ids: Tensor, reference: list[int],
+                        tokens: list[int]) -> Divergence | None:
+    """None if ``tokens == reference``; else the first divergence with its verdict.
+
+    Recomputes the target's logits after the prompt and the shared tokens (one forward,
+    in the target's dtype); a shorter output that agrees as far as it goes (an EOS or a
+    length mismatch) is a ``mismatch``.
+    """
+    if tokens == reference:
+        return None
+    i = next((j for j, (a, b) in enumerate(zip(reference, tokens, strict=False)) if a != b),
+             min(len(reference), len(tokens)))
+    ref_token = reference[i] if i < len(reference) else None
+    got = tokens[i] if i < len(tokens) else None
+    if ref_token is None or got is None:
+        return Divergence("mismatch", i, ref_token, got, None, None)
+    device = target.device
+    shared = torch.tensor(reference[:i], dtype=torch.long, device=device)
+    context = torch.cat([input_ids[0].to(device), shared])
+    top2 = target(context.unsqueeze(0)).logits[0, -1].float().topk(2)
+    margin = float(top2.values[0] - top2.values[1])
+    bound = near_tie_bound(float(top2.values[0]), target.dtype)
+    # The full forward may itself order the two differently from the cached AR steps.
+    near = set(top2.indices.tolist()) == {ref_token, got} and margin <= bound
+    return Divergence("near-tie" if near else "mismatch", i, ref_token, got, margin, bound)
+
 
 @torch.inference_mode()
 def tree_logits_error(target, prefix_ids: Tensor, tree: TokenTree, *,
@@ -33,13 +93,14 @@ def tree_logits_error(target, prefix_ids: Tensor, tree: TokenTree, *,
     ``depth_positions=False`` nodes get positions P + BFS index (the published bug).
     """
     prefix_ids = prefix_ids.to(target.device)
+    tree = tree.to(target.device)
     prefix_len = prefix_ids.shape[1]
     cache = DynamicCache(config=target.config)
     target(prefix_ids, past_key_values=cache, use_cache=True)
     positions = None if depth_positions else (
         prefix_len + torch.arange(tree.size, device=target.device)).unsqueeze(0)
     got = tree_logits(target, cache, tree, prefix_len, position_ids=positions).float()
-    errors = torch.empty(tree.size)
+    errors = torch.empty(tree.size, device="cpu")
     for node in range(tree.size):
         path = tree.tokens[tree.ancestors[node]]
         sequence = torch.cat([prefix_ids[0], path]).unsqueeze(0)
@@ -52,35 +113,34 @@ def tree_logits_error(target, prefix_ids: Tensor, tree: TokenTree, *,
 class ExactnessReport:
     """Outcome of :func:`compare_with_autoregressive`."""
 
-    identical: bool
+    verdict: str                   # identical | near-tie | mismatch
     compared: int
-    first_divergence: int | None = None
-    reference_token: int | None = None
-    method_token: int | None = None
-    margin: float | None = None  # target's top-1 minus top-2 logit at the divergence
+    divergence: Divergence | None = None
+
+    @property
+    def identical(self) -> bool:
+        return self.verdict == "identical"
 
     def __str__(self) -> str:
-        if self.identical:
+        if self.divergence is None:
             return f"identical to greedy autoregressive decoding ({self.compared} tokens)"
-        return (f"diverges at new token {self.first_divergence}: greedy {self.reference_token}, "
-                f"method {self.method_token}; target top-1/top-2 logit margin there "
-                f"{self.margin:.4g}")
+        d = self.divergence
+        where = (f"diverges at new token {d.index}: greedy {d.reference_token}, method {d.method_token}")
+        if d.margin is None:
+            return f"{self.verdict}: {where} (the outputs have different lengths)"
+        return (f"{self.verdict}: {where}; target top-1/top-2 logit margin there {d.margin:.4g} "
+                f"(near-tie bound {d.bound:.3g})")
 
 
 @torch.inference_mode()
 def compare_with_autoregressive(target, draft, input_ids: Tensor, method: Method,
                                 max_new_tokens: int = 64, eos_token_id=None) -> ExactnessReport:
-    """Run ``method`` and greedy AR decoding in the models' own dtype and compare them."""
+    """Run ``method`` and greedy AR decoding in the models' own dtype and give the verdict."""
     reference = generate(target, None, input_ids, Autoregressive(), max_new_tokens,
                          eos_token_id).new_tokens
     tokens = generate(target, draft, input_ids, method, max_new_tokens, eos_token_id).new_tokens
-    if tokens == reference:
-        return ExactnessReport(True, len(tokens))
-    i = next((j for j, (a, b) in enumerate(zip(reference, tokens, strict=False)) if a != b),
-             min(len(reference), len(tokens)))
-    context = torch.cat([input_ids[0].to(target.device),
-                         torch.tensor(reference[:i], dtype=torch.long, device=target.device)])
-    top2 = target(context.unsqueeze(0)).logits[0, -1].float().topk(2).values
-    return ExactnessReport(False, min(len(reference), len(tokens)), i,
-                           reference[i] if i < len(reference) else None,
-                           tokens[i] if i < len(tokens) else None, float(top2[0] - top2[1]))
+    divergence = classify_divergence(target, input_ids, reference, tokens)
+    compared = min(len(reference), len(tokens))
+    if divergence is None:
+        return ExactnessReport("identical", compared)
+    return ExactnessReport(divergence.verdict, compared, divergence)

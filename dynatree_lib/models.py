@@ -8,7 +8,9 @@ Presets:
   float16; the paper's pair and the default on CUDA.
 * ``(target_id_or_path, draft_id_or_path)``: any other pair with the same tokenizer.
 
-``DYNATREE_PAIR`` (a preset name or ``target,draft``) overrides the default.
+``DYNATREE_PAIR`` (a preset name or ``target,draft``) overrides the default pair and
+``DYNATREE_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``, ...) the default device, so tests and
+notebooks can pin the embedded pair on the CPU of a machine that has a GPU.
 On CPU in float32 both models get oneDNN-packed linear weights (``packing.py``):
 the same computation, faster, for every method alike; ``pack_weights=False`` opts out.
 """
@@ -36,15 +38,33 @@ class ModelPair:
     dtype: torch.dtype
     packed: bool = False  # linear weights packed for oneDNN (CPU float32 fast path)
 
+    def describe(self) -> str:
+        """One line: which pair, where, in which dtype, which draft."""
+        draft = getattr(self.draft.config, "_name_or_path", "") or type(self.draft).__name__
+        return (f"pair {self.name} on {self.device} ({str(self.dtype).removeprefix('torch.')}"
+                f"{', packed weights' if self.packed else ''}); draft {draft}")
+
 
 def default_device() -> torch.device:
+    """``$DYNATREE_DEVICE`` if set, else CUDA when available, else the CPU."""
+    override = os.environ.get("DYNATREE_DEVICE")
+    if override:
+        return torch.device(override)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def load_pair(name: str | tuple[str, str] | None = None, *, device: str | torch.device | None = None,
               dtype: torch.dtype | None = None, pack_weights: bool = True) -> ModelPair:
     """Load a (target, draft) pair; see the module docstring for names and defaults."""
-    pair = _load(name, device, dtype)
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # loading bars would fill notebooks and logs
+    try:
+        pair = _load(name, device, dtype)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     if pack_weights:
         from .packing import pack_linear_weights
 

@@ -56,8 +56,7 @@ from .embedded import (
     load_embedded_target,
     save_draft,
 )
-
-RESULTS = Path(__file__).resolve().parent.parent / "results"
+from .resources import output_dir
 
 
 def chunk_corpus(tokenizer, seq_len: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -260,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--init-from", type=Path, default=None,
                    help="continue from a saved draft (its layers, shortlist) instead of target layers")
     p.add_argument("--output", type=Path, default=DRAFT_WEIGHTS)
-    p.add_argument("--curve", type=Path, default=RESULTS / "draft_training.json")
+    p.add_argument("--curve", type=Path, default=output_dir() / "draft_training.json")
     args = p.parse_args(argv)
 
     torch.manual_seed(args.seed)

@@ -7,6 +7,8 @@ every node comes after its parent, and along any root path indices increase.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import Tensor
 
@@ -34,9 +36,16 @@ class TokenTree:
         self._ancestors[0, 0] = True
 
     @classmethod
-    def from_parents(cls, tokens: list[int], parents: list[int],
-                     device: torch.device | str = "cpu") -> TokenTree:
-        """Build a tree from BFS-ordered lists (``parents[0] == -1``, parents before children)."""
+    def from_parents(cls, tokens: list[int] | Tensor, parents: list[int] | Tensor,
+                     device: torch.device | str | None = None) -> TokenTree:
+        """Build a tree from BFS-ordered tokens and parents (``parents[0] == -1``, parents
+        before children), on ``device`` (default: the device of ``tokens`` if a tensor)."""
+        if device is None:
+            if not isinstance(tokens, Tensor):
+                raise ValueError("TokenTree.from_parents needs a device for list input, e.g. "
+                                 "device=model.device")
+            device = tokens.device
+        tokens, parents = [int(t) for t in tokens], [int(p) for p in parents]
         if not tokens or parents[0] != -1 or any(not 0 <= p < i for i, p in enumerate(parents[1:], 1)):
             raise ValueError("parents must start with -1 and point to earlier nodes")
         tree = cls(tokens[0], len(tokens), device)
@@ -44,6 +53,13 @@ class TokenTree:
             tree.add(torch.tensor([parents[i]], device=device), torch.tensor([tokens[i]], device=device),
                      torch.zeros(1, device=device))
         return tree
+
+    def to(self, device: torch.device | str) -> TokenTree:
+        """This tree on ``device`` (itself if it is already there)."""
+        moved = copy.copy(self)
+        for name in ("_tokens", "_parents", "_depths", "_logq", "_logp", "_ancestors"):
+            setattr(moved, name, getattr(self, name).to(device))
+        return moved
 
     tokens = property(lambda self: self._tokens[: self.size])
     parents = property(lambda self: self._parents[: self.size])

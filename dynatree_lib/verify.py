@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 from transformers import DynamicCache
 
+from .processors import process_tree
 from .tree import TokenTree
 
 
@@ -22,13 +23,19 @@ class UnsupportedModelError(ValueError):
     """The model cannot verify a token tree exactly (no 4D mask or no ``position_ids``)."""
 
 
-def verify_tree(target, cache: DynamicCache, tree: TokenTree, prefix_len: int) -> Tensor:
+def verify_tree(target, cache: DynamicCache, tree: TokenTree, prefix_len: int, processors=None,
+                sequence: Tensor | None = None) -> Tensor:
     """Run the target once over ``tree`` after ``prefix_len`` cached tokens.
 
-    Returns [n] the target's greedy next token after every node. Appends n entries
-    to ``cache`` (node i at cache index prefix_len + i).
+    Returns [n] the target's greedy next token after every node, on the tree's device.
+    Appends n entries to ``cache`` (node i at cache index prefix_len + i). With
+    ``processors`` (from the target's generation_config), each node's logits are first
+    processed as ``generate`` would after ``sequence`` [L] (committed tokens, root last)
+    followed by the node's path.
     """
-    logits = tree_logits(target, cache, tree, prefix_len)
+    logits = tree_logits(target, cache, tree, prefix_len).to(tree.tokens.device)
+    if processors is not None:
+        logits = process_tree(processors, sequence, tree, logits)
     return logits.argmax(dim=-1)
 
 
@@ -44,13 +51,24 @@ def tree_logits(target, cache: DynamicCache, tree: TokenTree, prefix_len: int,
 
 
 def keep_cache_entries(cache: DynamicCache, start: int, index: Tensor) -> None:
-    """Keep entries [0, start) and start + index (in that order); drop the rest, in place."""
+    """Keep entries [0, start) and start + index (in that order); drop the rest, in place.
+
+    Layers may live on different devices (a target dispatched with ``device_map``): the
+    index follows each layer. A sliding-window layer (which ``generate`` only lets hold
+    less than its window) also gets its token count set to the new length.
+    """
+    length = start + index.numel()
     for layer in cache.layers:
+        rows = None
         for name in ("keys", "values"):
             states = getattr(layer, name)
-            kept = states[:, :, start + index]  # advanced indexing copies first: no aliasing
-            states[:, :, start:start + index.numel()] = kept
-            setattr(layer, name, states[:, :, :start + index.numel()])
+            if rows is None or rows.device != states.device:
+                rows = (start + index).to(states.device)
+            kept = states[:, :, rows]  # advanced indexing copies first: no aliasing
+            states[:, :, start:length] = kept
+            setattr(layer, name, states[:, :, :length])
+        if hasattr(layer, "cumulative_length"):
+            layer.cumulative_length = length
 
 
 def vocab_size(model) -> int:
@@ -62,12 +80,16 @@ def vocab_size(model) -> int:
 def check_tree_attention(model) -> None:
     """Raise :class:`UnsupportedModelError` unless ``model`` verifies trees exactly.
 
-    Checked once per model object: the forward must accept ``position_ids`` and a
-    4D ``attention_mask``, the cache must be a plain (non-sliding) DynamicCache, and a
-    probe tree (a root with two sibling children) must give the logits of the two
-    sequential forwards along its paths.
+    The forward must accept ``position_ids`` and a 4D ``attention_mask``, every cache layer
+    must be a plain or sliding-window DynamicCache layer (``generate`` checks a sliding
+    window against the context with :func:`check_sliding_window`), and a probe tree (a
+    root with two sibling children) must give the logits of the two sequential forwards
+    along its paths. A passing probe is remembered per dtype, attention implementation
+    and device type, so a model moved to another dtype is probed again.
     """
-    if getattr(model, "_dynatree_tree_ok", False):
+    key = (str(model.dtype), getattr(model.config, "_attn_implementation", None), model.device.type)
+    passed = model.__dict__.setdefault("_dynatree_probed", set())
+    if key in passed:
         return
     name = type(model).__name__
     params = inspect.signature(model.forward).parameters
@@ -81,11 +103,35 @@ def check_tree_attention(model) -> None:
             f"{name} uses attn_implementation={impl!r}, which ignores 4D tree masks; load the "
             "model with attn_implementation='sdpa' (or 'eager')")
     cache = DynamicCache(config=model.config)
-    if any(not type(layer).__name__ == "DynamicLayer" for layer in cache.layers):
+    odd = {type(layer).__name__ for layer in cache.layers} - {"DynamicLayer", "DynamicSlidingWindowLayer"}
+    if odd:
         raise UnsupportedModelError(
-            f"{name} uses sliding-window or hybrid cache layers, which cannot hold a token tree")
+            f"{name} uses {', '.join(sorted(odd))} cache layers, which cannot hold a token tree")
     _probe_tree_attention(model, name)
-    model._dynatree_tree_ok = True
+    passed.add(key)
+
+
+def sliding_window(model) -> int | None:
+    """The smallest sliding window among the model's cache layers, or None if it has none."""
+    windows = [layer.sliding_window for layer in DynamicCache(config=model.config).layers
+               if type(layer).__name__ == "DynamicSlidingWindowLayer"]
+    return min(windows) if windows else None
+
+
+def check_sliding_window(model, tokens: int) -> None:
+    """Refuse a sliding-window model only if its cache would have to hold ``tokens`` or more.
+
+    A sliding layer keeps its last ``window - 1`` entries; during verification the cache
+    holds the committed prefix plus the whole tree (up to the node budget, root and lookup
+    nodes included), so ``tokens`` = prompt + new tokens - 1 + tree capacity must stay below
+    the window. Within it, sliding attention sees everything and equals full attention.
+    """
+    window = sliding_window(model)
+    if window is not None and tokens > window - 1:
+        raise UnsupportedModelError(
+            f"{type(model).__name__} has a sliding attention window of {window} tokens; prompt + "
+            f"max_new_tokens + the largest tree need {tokens} cached tokens: use fewer new tokens, "
+            "a shorter prompt or a smaller node budget (max_nodes)")
 
 
 @torch.inference_mode()

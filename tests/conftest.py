@@ -51,4 +51,4 @@ def hf_greedy(target, input_ids, max_new_tokens: int, eos_token_id=None) -> list
 
 
 def prompt(seed: int, length: int = 12):
-    return torch.randint(0, VOCAB, (1, length), generator=torch.Generator().manual_seed(seed))
+    return torch.randint(0, VOCAB, (1, length), generator=torch.Generator().manual_seed(seed), device="cpu")

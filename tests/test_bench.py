@@ -42,11 +42,19 @@ def test_results_roundtrip_and_schema_errors(doc, tmp_path):
     assert read_results(path)["records"] == json.loads(json.dumps(doc["records"]))
     broken = copy.deepcopy(doc)
     del broken["environment"]["torch"]
-    with pytest.raises(ValueError, match="environment lacks 'torch'"):
+    with pytest.raises(ValueError, match="environment: 'torch' is a required property"):
         validate(broken)
     broken = copy.deepcopy(doc)
     broken["records"][0]["method"] = "nope"
     with pytest.raises(ValueError, match="unknown method"):
+        validate(broken)
+    broken = copy.deepcopy(doc)
+    broken["records"][1]["verdict"] = "close enough"
+    with pytest.raises(ValueError, match="records/1/verdict"):
+        validate(broken)
+    broken = copy.deepcopy(doc)
+    broken["schema"] = "dynatree-bench/1"
+    with pytest.raises(ValueError, match="expected 'dynatree-bench/2'"):
         validate(broken)
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ValueError, match="bad.json"):
@@ -72,7 +80,9 @@ def test_mismatch_is_reported_not_averaged(pair, capsys):
         doc = run_benchmark(bench_pair, [prompt(1).tolist()[0]] * 2, methods, 8, warmup=1, progress=False)
     finally:
         bench.run_method = real
-    assert doc["aggregates"]["short"]["mismatches"] == 1 and not doc["aggregates"]["short"]["identical_to_ar"]
+    short = doc["aggregates"]["short"]
+    assert short["mismatches"] == 1 and not short["identical_to_ar"] and short["near_ties"] == 0
+    assert [r["verdict"] for r in doc["records"] if r["method"] == "short"] == ["mismatch"]
     assert "differs from greedy AR" in capsys.readouterr().err
 
 

@@ -40,5 +40,5 @@ def test_cost_document_measures_default_and_packed_curves_in_one_run(pair, tmp_p
     assert curve_cost(curve, 1) == 1.0 and curve_cost(curve, 5) == pytest.approx(3.5)
     assert curve_cost(curve, 11) == pytest.approx(6.5)  # extrapolates the last segment
     path.write_text(json.dumps({"schema": "other"}))
-    with pytest.raises(ValueError, match="not a dynatree-costs/1"):
+    with pytest.raises(ValueError, match="not a valid dynatree-costs/1"):
         read_costs(path)

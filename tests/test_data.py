@@ -53,7 +53,7 @@ def test_bad_requests(call, message):
 
 
 def test_missing_and_corrupt_files_are_named(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "DATA_DIR", tmp_path)
+    monkeypatch.setenv("DYNATREE_DATA", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="wikitext-2-raw-test.parquet"):
         data.wikitext_lines("test")
     (tmp_path / "wikitext2").mkdir()

@@ -129,14 +129,10 @@ class _IgnoresMask(_IgnoresPositions):
                           past_key_values=past_key_values, **kwargs)
 
 
-def test_models_that_ignore_the_tree_mask_or_slide_their_window_are_refused():
+def test_models_that_ignore_the_tree_mask_are_refused():
+    # (sliding windows are checked against the context: tests/test_contract.py)
     with pytest.raises(UnsupportedModelError, match="different logits for a token tree"):
         check_tree_attention(_IgnoresMask(build_target("llama")))
-    sliding = build_target("llama")
-    sliding.config.layer_types = ["sliding_attention"] * sliding.config.num_hidden_layers
-    sliding.config.sliding_window = 8
-    with pytest.raises(UnsupportedModelError, match="sliding-window"):
-        check_tree_attention(sliding)
 
 
 def test_models_that_cannot_verify_trees_are_refused():

@@ -66,7 +66,7 @@ def _random_tree(generator, vocab: int, size: int) -> TokenTree:
     parents = [-1] + [int(torch.randint(0, i, (1,), generator=generator)) for i in range(1, size)]
     parents = [-1] + sorted(parents[1:])  # BFS-like: parents never after children
     tokens = torch.randint(0, vocab, (size,), generator=generator).tolist()
-    return TokenTree.from_parents(tokens, parents)
+    return TokenTree.from_parents(tokens, parents, device="cpu")
 
 
 def test_tree_node_logits_equal_sequential_path(pair):

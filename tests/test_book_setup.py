@@ -1,0 +1,35 @@
+"""Every chapter opens with the same hidden install cell, whose repository URL comes from
+_config.yml (scripts/sync_setup_cells.py writes it)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import sync_setup_cells  # noqa: E402
+
+
+def test_every_chapter_has_the_synced_install_cell():
+    assert sync_setup_cells.main(check=True) == 0, "run: python scripts/sync_setup_cells.py"
+
+
+def test_install_cell_never_replaces_torch_and_installs_the_book_extra():
+    source = sync_setup_cells.setup_source(sync_setup_cells.repository_url())
+    assert "torch==" in source and "dynatree-lib[book] @ git+" in source and "--no-deps" in source
+    assert max(len(line) for line in source.splitlines()) <= 88
+
+
+def test_nbval_runs_on_the_embedded_pair_on_the_cpu():
+    namespace: dict = {}
+    exec((ROOT / "book" / "conftest.py").read_text(), namespace)
+    import os
+
+    assert os.environ["DYNATREE_PAIR"] == "embedded" and os.environ["DYNATREE_DEVICE"] == "cpu"
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        assert "remove-cell" in next(c for c in notebook.cells if c.cell_type == "code").metadata["tags"]
