@@ -1,6 +1,7 @@
 """Command line: ``python -m dynatree_lib COMMAND``.
 
-Commands: generate, compare, demo, draft-report, costs, gpu-check, bench, sweep, scaling, ablation.
+Commands: generate, compare, demo, draft-report, costs, gpu-check, bench, sweep, scaling, ablation,
+explore.
 """
 
 from __future__ import annotations
@@ -148,9 +149,13 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from .models import load_pair
 
     pair = load_pair(args.pair, device=args.device, pack_weights=not args.no_pack)
-    if args.command == "bench":
+    if args.command == "bench" and args.dataset == "spec_bench":
+        _spec_bench_run(args, pair, parse_methods(args.methods))
+    elif args.command == "bench":
         output = output_path(args, _default_stem(args, pair, "main") + ".json")
         _bench_run(args, pair, parse_methods(args.methods), "main", output)
+    elif args.command == "explore":
+        _explore_run(args, pair)
     elif args.command == "ablation":
         output = output_path(args, _default_stem(args, pair, "ablation") + ".json")
         _bench_run(args, pair, ablation_specs(), "ablation", output)
@@ -172,6 +177,36 @@ def cmd_bench(args: argparse.Namespace) -> None:
             else:
                 _bench_run(args, pair, methods, "scaling-prompt", f"{stem}_P{value}.json",
                            max_prompt_tokens=value)
+
+
+def _explore_run(args, pair) -> None:
+    from .bench import format_table, run_benchmark, write_results
+    from .explorer import GRID, explorer_specs, first_trees
+
+    prompts, specs = _bench_prompts(args, pair), explorer_specs()
+    doc = run_benchmark(pair, prompts, specs, args.max_new_tokens, args.warmup, kind="explorer",
+                        dataset=args.dataset, protocol={"max_prompt_tokens": args.max_prompt_tokens,
+                                                        "seed": args.seed, "command": _command()})
+    doc["grid"] = {key: list(values) for key, values in GRID.items()}
+    doc["trees"] = first_trees(pair, prompts[args.warmup], specs)  # the first measured prompt
+    print(format_table(doc))
+    print(f"wrote {write_results(doc, output_path(args, _default_stem(args, pair, 'explorer') + '.json'))}")
+
+
+def _spec_bench_run(args, pair, methods) -> None:
+    from .bench import format_table, write_results
+    from .spec_bench import run_spec_bench, stratified
+
+    measured, warmup = stratified(args.per_group, args.warmup, args.seed)
+    doc = run_spec_bench(pair, measured, methods, args.max_new_tokens, warmup, protocol={
+        "per_group": args.per_group, "seed": args.seed, "command": _command()})
+    print(format_table(doc))
+    print(f"{'':22}" + "".join(f"{g[:12]:>13}" for g in doc["groups"]))
+    for label in doc["aggregates"]:
+        speedups = (doc["groups"][g][label]["speedup"] for g in doc["groups"])
+        print(f"{label:<22}" + "".join(f"{x:>12.2f}x" for x in speedups))
+    name = f"spec_bench_{pair.name.replace('/', '-').replace(',', '+')}_{pair.device.type}.json"
+    print(f"wrote {write_results(doc, output_path(args, name))}")
 
 
 def cmd_costs(args: argparse.Namespace) -> None:
@@ -325,7 +360,9 @@ def main(argv: list[str] | None = None) -> None:
     for name, help_text in (("bench", "main comparison of methods over a prompt set"),
                             ("sweep", "fixed-tree grid (fixed) or DynaTree sensitivity (dynatree)"),
                             ("scaling", "generation-length (scaling length) or prompt-length grid"),
-                            ("ablation", "fixed tree -> + dynamic breadth/depth -> + history adaptation")):
+                            ("ablation", "fixed tree -> + dynamic breadth/depth -> + history adaptation"),
+                            ("explore", "the static book's explorer: a grid of DynaTree settings, speed and "
+                                        "first trees")):
         b = sub.add_parser(name, help=help_text)
         if name == "sweep":
             b.add_argument("what", choices=["fixed", "dynatree"])
@@ -345,8 +382,14 @@ def main(argv: list[str] | None = None) -> None:
         b.add_argument("--device")
         b.add_argument("--no-pack", action="store_true",
                          help="CPU: keep the default float32 matmul (no oneDNN weight packing)")
-        b.add_argument("--dataset", choices=["wikitext2", "pg19", "wikitext2-validation"],
-                       default="wikitext2", help="wikitext2-validation: for tuning, never for evaluation")
+        datasets = ["wikitext2", "pg19", "wikitext2-validation"] + (["spec_bench"] if name == "bench" else [])
+        b.add_argument("--dataset", choices=datasets, default="wikitext2",
+                       help="wikitext2-validation: for tuning, never for evaluation; spec_bench: chat "
+                            "questions in six task groups, generation stops at EOS")
+        if name == "bench":
+            b.add_argument("--per-group", type=int, default=None,
+                           help="spec_bench: N questions of each of the six groups (fixed --seed); "
+                                "default all 480")
         b.add_argument("--num-prompts", type=int, default=10)
         b.add_argument("--warmup", type=int, default=2)
         b.add_argument("--max-new-tokens", type=int, default=128)

@@ -217,16 +217,37 @@ VARIANTS = {"dynatree+lookup": ("dynatree", {"lookup": PROMPT_LOOKUP_TOKENS})}
 
 
 def parse_methods(names: str) -> list[MethodSpec]:
-    """``"ar,hf,linear,dynatree"`` -> specs with each method's default configuration
-    (``dynatree+lookup``: DynaTree with the context-lookup extension, L = 10)."""
+    """``"ar,hf,linear,dynatree"`` -> specs with each method's default configuration;
+    ``dynatree+lookup``: DynaTree with the context-lookup extension (L = 10); ``kind:key=value:...``
+    sets fields, e.g. ``fixed:depth=3:branch=2:threshold=0.05`` (labelled as in the sweep)."""
     specs = []
     for name in (n.strip() for n in names.split(",")):
         if name in VARIANTS:
             kind, config = VARIANTS[name]
             specs.append(spec(kind, name, **config))
+        elif ":" in name:
+            kind, *items = name.split(":")
+            config = {}
+            for item in items:
+                key, sep, value = item.partition("=")
+                if not sep:
+                    raise ValueError(f"method {name!r}: expected kind:key=value:...")
+                config[key] = _number(value)
+            label = (f"fixed D={config.get('depth')} B={config.get('branch')} t={config.get('threshold'):g}"
+                     if kind == "fixed" and {"depth", "branch", "threshold"} <= set(config) else name)
+            specs.append(spec(kind, label, **config))
         elif name:
             specs.append(spec(name))
     return specs
+
+
+def _number(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
 
 
 def fixed_grid(depths: list[int], branches: list[int], thresholds: list[float],

@@ -1,4 +1,4 @@
-"""Text data shipped with the project: WikiText-2 (parquet) and public-domain books.
+"""Text data shipped with the project: WikiText-2 (parquet), public-domain books, Spec-Bench.
 
 Evaluation text (WikiText-2 test, PG-19 books under ``data/pg19`` and ``data/pg19_style``)
 and draft-training text (WikiText-2 validation, ``data/train_books``) never overlap.
@@ -6,6 +6,7 @@ and draft-training text (WikiText-2 validation, ``data/train_books``) never over
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from .resources import data_dir
@@ -107,3 +108,66 @@ def chars_per_token(dataset: str, tokenizer, limit: int = 100) -> float:
     paper's character caps to ``max_prompt_tokens``."""
     texts = {"wikitext2": lambda: wikitext_prompts("test"), "pg19": pg19_prompts}[dataset]()[:limit]
     return sum(len(t) for t in texts) / sum(len(tokenizer(t).input_ids) for t in texts)
+
+
+# ---- Spec-Bench: chat questions in six task groups (evaluation only) ------------------------
+
+SPEC_BENCH_GROUPS = {"mt_bench": "Multi-turn Conversation", "translation": "Translation",
+                     "summarization": "Summarization", "qa": "Question Answering",
+                     "math_reasoning": "Mathematical Reasoning", "rag": "Retrieval-aug. Generation"}
+PLAIN_FORMAT = "Question: {question}\nAnswer:"  # for a target without a chat template (Pythia)
+
+
+@dataclass(frozen=True)
+class SpecBenchQuestion:
+    question_id: int
+    category: str        # Spec-Bench's own category (the 8 MT-bench ones, translation, ...)
+    group: str           # one of SPEC_BENCH_GROUPS
+    turns: tuple[str, ...]
+
+
+def spec_bench_questions(per_group: int | None = None, seed: int = 0) -> list[SpecBenchQuestion]:
+    """The 480 Spec-Bench questions, or ``per_group`` of each of the six task groups (a stratified
+    sample chosen by ``seed``), ordered group by group as in ``SPEC_BENCH_GROUPS``."""
+    import json
+    import random
+
+    rows = [json.loads(line) for line in _require("spec_bench/question.jsonl").read_text().splitlines()
+            if line.strip()]
+    questions = [SpecBenchQuestion(r["question_id"], r["category"],
+                                   r["category"] if r["category"] in SPEC_BENCH_GROUPS else "mt_bench",
+                                   tuple(r["turns"])) for r in rows]
+    groups = {g: [q for q in questions if q.group == g] for g in SPEC_BENCH_GROUPS}
+    if per_group is None:
+        return [q for g in groups.values() for q in g]
+    if not 1 <= per_group <= min(len(g) for g in groups.values()):
+        raise ValueError(f"per_group must lie in [1, 80], got {per_group}")
+    rng = random.Random(seed)
+    return [q for g in groups.values() for q in sorted(rng.sample(g, per_group), key=lambda q: q.question_id)]
+
+
+def chat_prompt(tokenizer, turns: list[str], answers: list[str], system: str | None = None) -> list[int]:
+    """Token ids of a conversation ready for the next answer: user ``turns`` with the model's own
+    ``answers`` between them (one fewer than the turns).
+
+    With a chat template (SmolLM2): the template, with ``system`` as the system message if
+    given; SmolLM2's template otherwise inserts its own ("You are a helpful AI assistant named
+    SmolLM, trained by Hugging Face"), and the benchmark keeps that default. Without one
+    (Pythia): ``PLAIN_FORMAT`` per turn, answers after each ``Answer:``.
+    """
+    if len(answers) != len(turns) - 1:
+        raise ValueError("a conversation needs one answer fewer than user turns")
+    if getattr(tokenizer, "chat_template", None):
+        messages = [{"role": "system", "content": system}] if system else []
+        for i, turn in enumerate(turns):
+            messages.append({"role": "user", "content": turn})
+            if i < len(answers):
+                messages.append({"role": "assistant", "content": answers[i]})
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+    text = ""
+    for i, turn in enumerate(turns):
+        text += PLAIN_FORMAT.format(question=turn)
+        if i < len(answers):
+            text += " " + answers[i].strip() + "\n"
+    return tokenizer(text).input_ids

@@ -18,7 +18,10 @@ import importlib.util
 import os
 from pathlib import Path
 
-_CLONE = Path(__file__).resolve().parent.parent
+_PARENT = Path(__file__).resolve().parent.parent
+# A clone (or an editable install) has pyproject.toml next to the package; an installed wheel
+# sits in site-packages, whose neighbours are other packages.
+_CLONE = _PARENT if (_PARENT / "pyproject.toml").is_file() else None
 
 
 def _bundled(package: str) -> Path | None:
@@ -35,7 +38,7 @@ def data_dir() -> Path:
         if not path.is_dir():
             raise FileNotFoundError(f"DYNATREE_DATA={override} is not a folder")
         return path
-    for candidate in (_CLONE / "data", _bundled("bundled_data")):
+    for candidate in (_CLONE and _CLONE / "data", _bundled("bundled_data")):
         if candidate is not None and (candidate / "wikitext2").is_dir():
             return candidate
     raise FileNotFoundError(
@@ -45,7 +48,7 @@ def data_dir() -> Path:
 
 def committed_results_dir() -> Path | None:
     """The results committed with the project (clone or wheel), or None if absent."""
-    for candidate in (_CLONE / "results", _bundled("bundled_results")):
+    for candidate in (_CLONE and _CLONE / "results", _bundled("bundled_results")):
         if candidate is not None and candidate.is_dir() and any(candidate.glob("*.json")):
             return candidate
     return None

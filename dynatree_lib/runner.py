@@ -129,7 +129,9 @@ def run_method(method: MethodSpec, target, draft, input_ids: torch.Tensor, max_n
 @torch.inference_mode()
 def _run_hf(method: MethodSpec, target, draft, input_ids, max_new_tokens, eos) -> dict:
     kwargs = dict(do_sample=False, max_new_tokens=max_new_tokens, attention_mask=torch.ones_like(input_ids),
-                  pad_token_id=0, eos_token_id=eos)
+                  pad_token_id=0)
+    if eos is not None:  # an explicit None would switch off the generation_config's EOS
+        kwargs["eos_token_id"] = eos
     if method.kind == "hf-assisted":
         kwargs["assistant_model"] = draft
     elif method.kind == "prompt-lookup":

@@ -80,9 +80,11 @@ def tree_figure(trace: IterationTrace, tokenizer=None, title: str | None = None)
                                  mode="lines", hoverinfo="skip", showlegend=False,
                                  line={"color": ACCEPTED if on_path else EDGE,
                                        "width": 4 if on_path else 1.5}))
+    grafted = set(range(trace.drafted_nodes or len(xy), len(xy)))
     hover = [f"node {i} · depth {trace.depths[i]}<br>token {_label(t, tokenizer)!s}<br>"
-             f"q(token | parent) = {trace.draft_prob[i]:.3f}<br>p(path) = {trace.path_prob[i]:.3f}<br>"
-             f"target's next: {_label(trace.target_next[i], tokenizer)}"
+             + ("copied from the context (lookup)<br>" if i in grafted else
+                f"q(token | parent) = {trace.draft_prob[i]:.3f}<br>p(path) = {trace.path_prob[i]:.3f}<br>")
+             + f"target's next: {_label(trace.target_next[i], tokenizer)}"
              + ("<br><b>accepted</b>" if i in accepted else "")
              for i, t in enumerate(trace.tokens)]
     fig.add_trace(go.Scatter(
@@ -90,6 +92,7 @@ def tree_figure(trace: IterationTrace, tokenizer=None, title: str | None = None)
         text=[_label(t, tokenizer) for t in trace.tokens], textposition="middle right", showlegend=False,
         marker={"size": 14, "color": trace.path_prob, "colorscale": "Viridis", "cmin": 0, "cmax": 1,
                 "colorbar": {"title": "p(path)"},
+                "symbol": ["diamond" if i in grafted else "circle" for i in range(len(xy))],
                 "line": {"width": [3 if i in accepted else 0.5 for i in range(len(xy))],
                          "color": [ACCEPTED if i in accepted else "#333" for i in range(len(xy))]}}))
     fig.update_layout(title=title or f"{len(xy) - 1} draft nodes, {len(accepted) - 1} accepted",
@@ -99,15 +102,60 @@ def tree_figure(trace: IterationTrace, tokenizer=None, title: str | None = None)
     return fig
 
 
-def mask_figure(ancestors, tokens: list[str] | None = None) -> go.Figure:
-    """Heatmap of a tree attention mask (rows: queries, columns: keys among the tree nodes)."""
+def mask_figure(ancestors, tokens: list[str] | None = None, title: str | None = None) -> go.Figure:
+    """Heatmap of a tree attention mask (rows: query nodes, columns: key nodes), one cell per node.
+
+    Axes are indexed by node number (plotly would merge repeated token labels used as
+    categories); the token text goes into the tick labels and the hover text.
+    """
     matrix = [[int(v) for v in row] for row in ancestors.tolist()]
-    labels = tokens or [str(i) for i in range(len(matrix))]
-    fig = go.Figure(go.Heatmap(z=matrix, x=labels, y=labels, colorscale=[[0, "white"], [1, "#1f77b4"]],
-                               showscale=False, xgap=1, ygap=1))
-    fig.update_layout(title="tree attention mask (the prefix, always visible, is not shown)",
-                      yaxis={"autorange": "reversed", "title": "query node"}, xaxis={"title": "key node"},
-                      height=420, margin={"t": 50})
+    n = len(matrix)
+    names = [f"{i}: {tokens[i]}" if tokens else str(i) for i in range(n)]
+    hover = [[f"query {names[q]}<br>key {names[k]}<br>{'visible' if matrix[q][k] else 'masked'}"
+              for k in range(n)] for q in range(n)]
+    fig = go.Figure(go.Heatmap(z=matrix, x=list(range(n)), y=list(range(n)), text=hover, hoverinfo="text",
+                               colorscale=[[0, "white"], [1, "#1f77b4"]], showscale=False, xgap=1, ygap=1))
+    ticks = {"tickmode": "array", "tickvals": list(range(n)), "ticktext": names}
+    side = min(900, max(320, 110 + 26 * n))
+    fig.update_layout(title=title or f"tree attention mask over {n} nodes (the prefix, always visible, "
+                                     "is not shown)",
+                      yaxis={"autorange": "reversed", "title": "query node", **ticks},
+                      xaxis={"title": "key node", "tickangle": -60, **ticks},
+                      height=side, width=side + 120, margin={"t": 60, "l": 40})
+    return fig
+
+
+def kv_cache_figure(prefix_len: int, tokens: list[str], accepted_path: list[int],
+                    shown_prefix: int = 4) -> go.Figure:
+    """The target's KV cache before and after keeping the accepted path (one cell per entry).
+
+    Before: the prefix, then every tree node in BFS order (the root first). After: the
+    prefix, then the accepted nodes moved into consecutive slots; everything else is dropped.
+    Only the last ``shown_prefix`` prefix entries are drawn.
+    """
+    n = len(tokens)
+    accepted = set(accepted_path)
+    prefix = [("prefix", f"…{prefix_len - shown_prefix + i}") for i in range(shown_prefix)]
+    rows = {"before verification": prefix + [("accepted" if i in accepted else "dropped",
+                                              f"node {i}: {tokens[i]}") for i in range(n)],
+            "after the gather": prefix + [("accepted", f"node {i}: {tokens[i]}") for i in accepted_path]}
+    colours = {"prefix": "#c7c7c7", "accepted": ACCEPTED, "dropped": "#aec7e8"}
+    fig = go.Figure()
+    for y, cells in enumerate(rows.values()):
+        for x, (kind, label) in enumerate(cells):
+            slot = prefix_len - shown_prefix + x
+            fig.add_trace(go.Scatter(x=[x], y=[-y], mode="markers+text", text=[label.split(": ")[-1]],
+                                     textposition="middle center", hoverinfo="text",
+                                     hovertext=f"slot {slot}: {label} ({kind})", showlegend=False,
+                                     marker={"symbol": "square", "size": 34, "color": colours[kind]}))
+    for kind, colour in colours.items():
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=kind,
+                                 marker={"symbol": "square", "size": 12, "color": colour}))
+    fig.update_layout(title="the target's KV cache around one verification", height=260,
+                      yaxis={"tickvals": [0, -1], "ticktext": list(rows), "range": [-1.6, 0.6]},
+                      xaxis={"title": f"cache slot (prefix length {prefix_len})", "showticklabels": False},
+                      plot_bgcolor="white", margin={"t": 50, "l": 150},
+                      legend={"orientation": "h", "y": -0.3})
     return fig
 
 
@@ -135,9 +183,13 @@ def results_bar_figure(doc: dict, metric: str = "speedup", title: str | None = N
     return fig
 
 
-def tree_slider_figure(traces: dict[str, IterationTrace], tokenizer=None,
-                       slider_title: str = "config") -> go.Figure:
-    """Several trees in one figure with a slider: static pages can move through configs."""
+def tree_slider_figure(traces: dict[str, IterationTrace], tokenizer=None, slider_title: str = "config",
+                       details: dict[str, str] | None = None) -> go.Figure:
+    """Several trees in one figure with a slider: static pages can move through configs.
+
+    Keys of ``traces`` are the slider's step labels: keep them short (``"4"``, ``"0.9"``) so
+    they do not overlap; ``details[key]`` (e.g. the run's tau and speedup) goes into the title.
+    """
     fig = go.Figure()
     spans, layout = [], None
     for label, trace in traces.items():
@@ -145,18 +197,20 @@ def tree_slider_figure(traces: dict[str, IterationTrace], tokenizer=None,
         start = len(fig.data)
         for item in single.data:
             fig.add_trace(item)
-        spans.append((label, start, len(fig.data), single.layout.title.text, single.layout.height))
+        extra = f" · {details[label]}" if details and label in details else ""
+        title = f"{slider_title} = {label}: {single.layout.title.text}{extra}"
+        spans.append((label, start, len(fig.data), title, single.layout.height))
         layout = layout or single.layout
+    height = max(span[4] for span in spans) + 60
     steps = []
-    for i, (label, start, stop, title, height) in enumerate(spans):
+    for i, (label, start, stop, title, _) in enumerate(spans):
         visible = [start <= j < stop for j in range(len(fig.data))]
-        steps.append({"label": label, "method": "update",
-                      "args": [{"visible": visible}, {"title": f"{label}: {title}", "height": height}]})
+        steps.append({"label": label, "method": "update", "args": [{"visible": visible}, {"title": title}]})
         if i:
             for j in range(start, stop):
                 fig.data[j].visible = False
     fig.update_layout(layout)
-    fig.update_layout(title=steps[0]["args"][1]["title"],
+    fig.update_layout(title=steps[0]["args"][1]["title"], height=height,
                       sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": f"{slider_title}: "},
                                 "pad": {"t": 40}}])
     return fig
@@ -250,7 +304,8 @@ def time_breakdown_figure(doc: dict) -> go.Figure:
     labels = [m for m, a in doc["aggregates"].items() if "time_verify" in a]
     parts = (("time_draft", "draft"), ("time_verify", "verify (target)"), ("time_other", "bookkeeping"))
     for key, name in parts:
-        y = [1000 * doc["aggregates"][m][key]["mean"] / doc["protocol"]["max_new_tokens"] for m in labels]
+        y = [1000 * doc["aggregates"][m][key]["mean"] / doc["aggregates"][m]["new_tokens"]["mean"]
+             for m in labels]
         fig.add_trace(go.Bar(name=name, x=labels, y=y))
     fig.update_layout(barmode="stack", height=380, yaxis={"title": "ms per generated token"},
                       title="time per generated token, split (prefill is part of verify)")
@@ -365,3 +420,131 @@ def scaling_figure(length_docs: list[dict], prompt_docs: list[dict]) -> go.Figur
     fig.update_layout(height=620, title="scaling with generation length (left) and prompt length (right)")
     return fig
 
+
+
+# ---- the static explorer: controls over a precomputed results file, no kernel needed -------------
+
+EXPLORER_KEYS = (("max_depth", "D_max"), ("max_branch", "B_max"), ("tau_high", "τ_high"),
+                 ("threshold", "ε (prune)"))
+
+
+def _explorer_tree(tree: dict) -> dict:
+    """Positions, labels and colours of one stored tree, ready for plotly.js."""
+    xy = tree_layout(tree["parents"])
+    accepted = set(tree["accepted_path"])
+    edges = [[xy[p][0], xy[p][1], xy[i][0], xy[i][1], int(i in accepted and p in accepted)]
+             for i, p in enumerate(tree["parents"]) if p >= 0]
+    rows = zip(tree["depths"], tree["text"], tree["path_prob"], strict=True)
+    hover = [f"node {i} · depth {d}<br>{text!r}<br>p(path) = {p:.3f}"
+             + ("<br><b>accepted</b>" if i in accepted else "") for i, (d, text, p) in enumerate(rows)]
+    return {"x": [p[0] for p in xy], "y": [p[1] for p in xy], "text": [repr(t)[1:-1] for t in tree["text"]],
+            "hover": hover, "color": tree["path_prob"], "edges": edges,
+            "accepted": [int(i in accepted) for i in range(len(xy))], "nodes": len(xy) - 1,
+            "accepted_n": len(accepted) - 1, "committed": len(tree["committed"])}
+
+
+def explorer_html(doc: dict, element_id: str = "dynatree-explorer") -> str:
+    """Menus for D_max, B_max, τ_high and ε (and the iteration) over an ``explore`` results file:
+    the chosen setting's tree, tokens per forward and speedup, drawn by the page's plotly.js
+    (``explorer.js`` next to this module)."""
+    from importlib import resources
+
+    a = doc["aggregates"]
+    settings = {}
+    for method in doc["methods"]:
+        if method["kind"] != "dynatree":
+            continue
+        label, config = method["label"], method["config"]
+        stats = a[label]
+        settings["|".join(f"{config[k]:g}" for k, _ in EXPLORER_KEYS)] = {
+            "label": label, "tau": stats["tau"]["mean"], "speedup": stats["speedup"]["mean"],
+            "speedup_std": stats["speedup"]["std"], "acceptance": stats["acceptance_rate"]["mean"],
+            "nodes": stats["mean_tree_size"]["mean"],
+            "trees": [_explorer_tree(t) for t in doc["trees"][label]]}
+    grid = {k: sorted({float(m["config"][k]) for m in doc["methods"] if m["kind"] == "dynatree"})
+            for k, _ in EXPLORER_KEYS}
+    iterations = max(len(s["trees"]) for s in settings.values())
+    menus = []
+    for key, name in EXPLORER_KEYS:
+        last = len(grid[key]) - 1
+        options = "".join(f'<option value="{v:g}"{" selected" if i == last else ""}>{v:g}</option>'
+                          for i, v in enumerate(grid[key]))
+        menus.append(f'<label style="margin-right:1em">{name} '
+                     f'<select data-key="{key}">{options}</select></label>')
+    options = "".join(f'<option value="{i}">{i + 1}</option>' for i in range(iterations))
+    menus.append(f'<label>iteration <select data-key="iteration">{options}</select></label>')
+    payload = json.dumps({"settings": settings, "keys": [k for k, _ in EXPLORER_KEYS],
+                          "colors": {"accepted": ACCEPTED, "edge": EDGE}})
+    script = resources.files("dynatree_lib").joinpath("explorer.js").read_text()
+    return (f'<div id="{element_id}" class="dynatree-explorer">'
+            f'<div class="dt-menus" style="margin:0.5em 0">{"".join(menus)}</div>'
+            '<div class="dt-stats" style="font-family:monospace;margin:0.3em 0"></div>'
+            '<div class="dt-plot" style="width:100%;height:440px"></div>'
+            f'<script>{script.replace("__ELEMENT_ID__", element_id).replace("__DATA__", payload)}</script>'
+            "</div>")
+
+
+# ---- Spec-Bench and the GPU check ------------------------------------------------------------------
+
+def spec_bench_frame(doc: dict, metric: str = "speedup"):
+    """The leaderboard's shape: one row per method, one column per task group and overall
+    (``metric``: speedup or tau, from totals over each group's prompts)."""
+    import pandas as pd
+
+    from .data import SPEC_BENCH_GROUPS
+
+    names = {**SPEC_BENCH_GROUPS, "overall": "Overall"}
+    groups = [g for g in names if g in doc["groups"]]
+    rows = {label: {names[g]: round(doc["groups"][g][label][metric], 2) for g in groups}
+            for label in doc["aggregates"]}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def spec_bench_figure(doc: dict) -> go.Figure:
+    """Speedup (or τ, from the dropdown) per task group, one bar per method."""
+    from .data import SPEC_BENCH_GROUPS
+
+    names = {**SPEC_BENCH_GROUPS, "overall": "Overall"}
+    groups = [g for g in names if g in doc["groups"]]
+    labels = list(doc["aggregates"])
+    fig = go.Figure()
+    for m, metric in enumerate(("speedup", "tau")):
+        for n, label in enumerate(labels):
+            fig.add_trace(go.Bar(name=label, x=[names[g] for g in groups], visible=m == 0, legendgroup=label,
+                                 y=[doc["groups"][g][label][metric] for g in groups], showlegend=m == 0,
+                                 marker_color=PALETTE[n % len(PALETTE)]))
+    count = len(labels)
+    buttons = [{"label": title, "method": "update",
+                "args": [{"visible": [j // count == m for j in range(2 * count)]},
+                         {"yaxis": {"title": title}}]}
+               for m, title in enumerate(("speedup over AR (totals)", "τ, tokens per target forward"))]
+    fig.update_layout(barmode="group", height=460, yaxis={"title": "speedup over AR (totals)"},
+                      updatemenus=[{"buttons": buttons, "x": 1.0, "xanchor": "right", "y": 1.2}],
+                      title="Spec-Bench by task group", margin={"t": 90})
+    return fig
+
+
+def gpu_cost_figure(doc: dict, tokens_per_iteration: float, draft_forwards: float, source: str) -> go.Figure:
+    """A ``gpu-check`` file: the target's measured cost curve r(n) and the speedup S(n) the cost
+    model predicts for a tree of n nodes from a *published* τ (labelled as a prediction)."""
+    from plotly.subplots import make_subplots
+
+    costs = doc["costs"]
+    curve = {int(n): t / costs["target_curve"]["1"] for n, t in costs["target_curve"].items()}
+    sizes = sorted(curve)
+    beta = costs["draft_cost_ratio"]
+    predicted = [tokens_per_iteration / (curve[n] + draft_forwards * beta) for n in sizes]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(
+        "measured: r(n) = t(n) / t(1)", f"predicted S(n) from {source}"))
+    fig.add_trace(go.Scatter(x=sizes, y=[curve[n] for n in sizes], mode="lines+markers",
+                             name=f"target ({costs['configs']['target']}, {costs['dtype']})"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=sizes, y=predicted, mode="lines+markers", line={"dash": "dot"},
+                             name=f"prediction: τ = {tokens_per_iteration:g}, f_d = {draft_forwards:g}, "
+                                  f"β = {beta:.3f}"), row=1, col=2)
+    fig.update_xaxes(type="log", title_text="tokens in one forward (n)")
+    fig.update_yaxes(title_text="cost / one-token step", row=1, col=1)
+    fig.update_yaxes(title_text="speedup (cost model)", row=1, col=2)
+    env = doc["environment"]
+    fig.update_layout(height=420, title=f"GPU check · {env['device_name']} · torch {env['torch']}",
+                      legend={"orientation": "h", "y": -0.25})
+    return fig

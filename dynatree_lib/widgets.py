@@ -1,65 +1,86 @@
 """An ipywidgets control panel that reruns the decoder in a live kernel (Colab, JupyterLab).
 
-In the static book these widgets render but run no Python; the figures with plotly
-sliders (``viz.tree_slider_figure``, ``viz.sweep_heatmap_figure``) carry the
-interactivity there.
+Every field of the chosen method's config gets a control (for DynaTree all eighteen, from
+B_min to the lookup extension), with the config's own defaults. Nothing is clipped: an
+invalid combination is shown with the config's error message. Decoding takes seconds,
+so the panel decodes when Run is pressed, not on every change. In the static book the
+widgets render but run no Python; the precomputed explorer carries the interactivity
+there (``viz.explorer_html``).
 """
 
 from __future__ import annotations
+
+from dataclasses import fields
 
 import torch
 
 from .decode import generate
 from .methods import Autoregressive, DynaTree, FixedTree, Linear
 
+METHODS = {"dynatree": DynaTree, "fixed": FixedTree, "linear": Linear}
+# Slider ranges per field name; anything else gets a number box.
+RANGES = {"k": (1, 16), "depth": (1, 16), "base_depth": (1, 16), "max_depth": (1, 16), "branch": (1, 6),
+          "min_branch": (1, 6), "mid_branch": (1, 6), "max_branch": (1, 6), "max_nodes": (1, 256),
+          "history_window": (1, 50), "lookup": (0, 32), "lookup_ngram": (1, 6)}
+SYMBOLS = {"base_depth": "D_0", "max_depth": "D_max", "min_branch": "B_min", "mid_branch": "B_mid",
+           "max_branch": "B_max", "tau_high": "τ_high", "tau_low": "τ_low", "rho_stop": "ρ_stop",
+           "rho_deep": "ρ_deep", "threshold": "ε (prune)", "max_nodes": "N_max", "history_window": "W",
+           "target_acceptance": "α*", "depth_gain": "k_D", "tau_gain": "k_τ", "lookup": "lookup L",
+           "lookup_ngram": "lookup n-gram", "depth": "D", "branch": "B", "k": "k", "adapt": "adapt"}
+
+
+def _control(name: str, default):
+    import ipywidgets as w
+
+    style, label = {"description_width": "110px"}, SYMBOLS.get(name, name)
+    if isinstance(default, bool):
+        return w.Checkbox(default, description=label, style=style, indent=False)
+    if isinstance(default, int):
+        low, high = RANGES.get(name, (0, 100))
+        return w.IntSlider(default, low, high, description=label, style=style)
+    if name in ("depth_gain", "tau_gain"):
+        return w.BoundedFloatText(default, min=0.0, max=10.0, step=0.05, description=label, style=style)
+    return w.FloatSlider(default, min=0.01, max=0.99, step=0.01, description=label, style=style)
+
 
 class ControlPanel:
-    """Sliders for the method's knobs, a prompt box and a run button.
+    """A method menu, one control per config field, a prompt box and a Run button.
 
-    ``panel.widget`` is the ipywidgets box to display; ``panel.run()`` does what the
-    button does: decode the prompt with the chosen method, draw the first tree and
-    print the stats and the exactness verdict against greedy AR.
+    ``panel.widget`` is the box to display; ``panel.run()`` does what the button does: decode
+    the prompt with the current settings, draw the first tree and print the statistics and
+    the verdict against greedy AR.
     """
 
     def __init__(self, pair, prompt: str = "The tree of life", max_new_tokens: int = 48) -> None:
         import ipywidgets as w
 
         self.pair = pair
-        style = {"description_width": "initial"}
-        self.method = w.Dropdown(options=["dynatree", "fixed", "linear"], value="dynatree",
-                                 description="method")
-        self.depth = w.IntSlider(8, 1, 12, description="D / D_max / k", style=style)
-        self.base_depth = w.IntSlider(5, 1, 12, description="D_0", style=style)
-        self.branch = w.IntSlider(3, 1, 6, description="B / B_max", style=style)
-        self.threshold = w.FloatLogSlider(0.05, base=10, min=-3, max=-0.3, description="prune ε", style=style)
-        self.tau_high = w.FloatSlider(0.9, min=0.05, max=0.99, step=0.01, description="τ_high", style=style)
-        self.tau_low = w.FloatSlider(0.4, min=0.01, max=0.95, step=0.01, description="τ_low", style=style)
-        self.rho_stop = w.FloatSlider(0.1, min=0.01, max=0.9, step=0.01, description="ρ_stop", style=style)
-        self.rho_deep = w.FloatSlider(0.5, min=0.01, max=0.95, step=0.01, description="ρ_deep", style=style)
-        self.max_nodes = w.IntSlider(64, 1, 256, description="N_max", style=style)
-        self.tokens = w.IntSlider(max_new_tokens, 1, 256, description="new tokens", style=style)
+        self.method = w.Dropdown(options=list(METHODS), value="dynatree", description="method")
+        self.knobs = {kind: {f.name: _control(f.name, getattr(cls(), f.name)) for f in fields(cls)}
+                      for kind, cls in METHODS.items()}
+        self.tokens = w.IntSlider(max_new_tokens, 1, 256, description="new tokens")
         self.prompt = w.Textarea(prompt, description="prompt", layout={"width": "100%"})
         self.button = w.Button(description="Run", button_style="primary")
         self.output = w.Output()
         self.button.on_click(lambda _: self.run())
-        knobs = [self.method, self.depth, self.base_depth, self.branch, self.threshold, self.tau_high,
-                 self.tau_low, self.rho_stop, self.rho_deep, self.max_nodes, self.tokens]
-        self.widget = w.VBox([self.prompt, w.HBox([w.VBox(knobs[:6]), w.VBox(knobs[6:])]), self.button,
-                              self.output])
+        self.boxes = {kind: w.GridBox(list(controls.values()),
+                                      layout={"grid_template_columns": "repeat(2, 50%)"})
+                      for kind, controls in self.knobs.items()}
+        self.method.observe(lambda _: self._show_knobs(), names="value")
+        hint = w.HTML("<i>Change the settings, then press <b>Run</b>: a run decodes the prompt with "
+                      "this method and with greedy AR (a few seconds on a CPU).</i>")
+        self.widget = w.VBox([self.prompt, w.HBox([self.method, self.tokens]), *self.boxes.values(), hint,
+                              self.button, self.output])
+        self._show_knobs()
+
+    def _show_knobs(self) -> None:
+        for kind, box in self.boxes.items():
+            box.layout.display = None if kind == self.method.value else "none"
 
     def config(self):
-        """The method config of the current slider values (validated by its dataclass)."""
-        if self.method.value == "linear":
-            return Linear(k=self.depth.value)
-        if self.method.value == "fixed":
-            return FixedTree(depth=self.depth.value, branch=self.branch.value, threshold=self.threshold.value,
-                             max_nodes=self.max_nodes.value)
-        return DynaTree(base_depth=min(self.base_depth.value, self.depth.value), max_depth=self.depth.value,
-                        max_branch=self.branch.value, mid_branch=min(2, self.branch.value),
-                        threshold=self.threshold.value, tau_high=self.tau_high.value,
-                        tau_low=min(self.tau_low.value, self.tau_high.value - 0.01),
-                        rho_stop=min(self.rho_stop.value, self.rho_deep.value), rho_deep=self.rho_deep.value,
-                        max_nodes=self.max_nodes.value)
+        """The method config of the current values; raises the config's ValueError if invalid."""
+        values = {name: control.value for name, control in self.knobs[self.method.value].items()}
+        return METHODS[self.method.value](**values)
 
     def run(self) -> dict:
         """Decode and redraw; returns the numbers it shows."""

@@ -83,3 +83,21 @@ def test_costs_command_writes_both_curves(saved_pair, tmp_path, capsys):
     doc = read_costs(out)
     assert list(doc["curves"]["target"]["default"]) == ["1", "2", "4"]
     assert "x one-token step" in capsys.readouterr().out
+
+
+def test_explorer_file_becomes_a_working_page_fragment(saved_pair, tmp_path, capsys):
+    import json
+    import re
+
+    from dynatree_lib.bench import read_results
+    from dynatree_lib.viz import explorer_html
+
+    out = tmp_path / "explorer.json"
+    main(["explore", "--pair", f"{saved_pair['target']},{saved_pair['draft']}", "--num-prompts", "1",
+          "--warmup", "1", "--max-new-tokens", "8", "--max-prompt-tokens", "40", "--output", str(out)])
+    doc = read_results(out)
+    assert len(doc["trees"]) == 36 and all(doc["trees"].values())
+    html = explorer_html(doc)
+    data = json.loads(re.search(r"const data = (\{.*?\});\n", html).group(1))
+    assert len(data["settings"]) == 36 and all(s["trees"] for s in data["settings"].values())
+    assert html.count('<select data-key="') == 5 and "Plotly.react" in html

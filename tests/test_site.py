@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("DYNATREE_CHROMIUM", "/usr/bin/chromium")
 PAGES = ["book/00_introduction", "book/01_autoregressive", "book/02_linear_speculation",
          "book/03_token_trees", "book/04_dynatree", "book/05_benchmarks", "book/06_ablations",
-         "book/appendix_a_gpu", "book/appendix_b_api", "book/appendix_c_correctness"]
+         "book/appendix_a_gpu", "book/appendix_b_api", "book/appendix_c_correctness", "book/references"]
 # Pages whose figures must include a plotly slider / dropdown that changes the figure.
 SLIDER_PAGES = {"book/03_token_trees", "book/04_dynatree", "book/06_ablations"}
 DROPDOWN_PAGES = {"book/05_benchmarks", "book/06_ablations"}

@@ -67,8 +67,16 @@ def test_control_panel_runs_the_decoder(pair):
         summary = panel.run()
         assert summary["identical_to_ar"] and summary["tau"] >= 1
     panel.method.value = "dynatree"
-    panel.tau_high.value, panel.tau_low.value = 0.3, 0.9  # clamped into a valid config, not an error
+    from dataclasses import fields
+
+    from dynatree_lib import DynaTree
+
+    assert set(panel.knobs["dynatree"]) == {f.name for f in fields(DynaTree)}  # every knob, B_min to lookup
+    panel.knobs["dynatree"]["lookup"].value = 4
+    panel.knobs["dynatree"]["adapt"].value = False
     assert panel.run()["identical_to_ar"]
+    panel.knobs["dynatree"]["tau_high"].value, panel.knobs["dynatree"]["tau_low"].value = 0.3, 0.9
+    assert "tau_low" in panel.run()["error"]  # said, not silently clipped
 
 
 # ---- results chapters: the figures read the committed results/*.json --------------------------
