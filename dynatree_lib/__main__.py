@@ -89,13 +89,13 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from .data import prompt_set
     from .models import load_pair
 
-    pair = load_pair(args.pair, device=args.device, pack_weights=not args.no_pack)
+    pair = load_pair(args.pair, device=args.device, pack_weights=not args.no_pack, drafter=args.drafter)
     ids = prompt_set("wikitext2", pair.tokenizer, 1, args.max_prompt_tokens, seed=args.seed)[0]
     input_ids = torch.tensor([ids], device=pair.device)
     print(f"pair {pair.name} on {pair.device} ({str(pair.dtype).removeprefix('torch.')}); "
           f"WikiText-2 test prompt of {len(ids)} tokens, {args.max_new_tokens} new tokens\n")
     methods = [Autoregressive(), Linear(), FixedTree(), DynaTree()]
-    rows = compare_methods(pair.target, pair.draft, input_ids, methods, args.max_new_tokens,
+    rows = compare_methods(pair.target, pair.drafter, input_ids, methods, args.max_new_tokens,
                            repeats=args.repeats)
     print(pair.tokenizer.decode(ids), end="")
     print("\033[1m" + pair.tokenizer.decode(rows[0].new_tokens) + "\033[0m" if sys.stdout.isatty()
@@ -258,6 +258,15 @@ def cmd_draft_report(args: argparse.Namespace) -> None:
     if pair.name == "embedded":  # a draft of ours: we know which text it was trained on
         report["memorization"] = memorization_check(pair.target, pair.draft, pair.tokenizer,
                                                     load_draft_meta())
+    if pair.head is not None:  # the feature head: agreement by tree depth, cost, Linear(4) acceptance
+        from .draft_quality import head_agreement, head_step_cost_ratio
+
+        report["head"] = {"name": pair.head.name,
+                          "agreement": head_agreement(pair.target, pair.head.head, pair.tokenizer,
+                                                      args.tokens),
+                          "cost": head_step_cost_ratio(pair.target, pair.head),
+                          "linear_acceptance": linear_acceptance(pair.target, pair.head, pair.tokenizer, k=4,
+                                                                 num_prompts=args.prompts)}
     print(json.dumps(report, indent=1))
     print(f"wrote {write_json(report, output_path(args, f'{pair.name}_draft_quality.json'))}")
 
@@ -326,6 +335,8 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--device", help="cpu, cuda, ... (default: cuda if available)")
     demo.add_argument("--no-pack", action="store_true",
                      help="CPU: keep the default float32 matmul (no oneDNN weight packing)")
+    demo.add_argument("--drafter", choices=["model", "head"],
+                      help="what our methods draft with (default: the pair's faster one)")
     demo.add_argument("--max-new-tokens", type=int, default=64)
     demo.add_argument("--max-prompt-tokens", type=int, default=128)
     demo.add_argument("--repeats", type=int, default=2, help="measured rounds after one warm-up")

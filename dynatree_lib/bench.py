@@ -98,7 +98,8 @@ def run_benchmark(pair, prompts: list[list[int]], methods: list[MethodSpec], max
             for method in order:
                 bar.set_postfix_str(method.label)
                 runs[method.label] = run_method(method, pair.target, pair.draft, input_ids, max_new_tokens,
-                                                stop_at_eos)
+                                                stop_at_eos, getattr(pair, "head", None),
+                                                getattr(pair, "default_drafter", "model"))
                 bar.update()
             if index < warmup:
                 continue
@@ -131,7 +132,10 @@ def score_prompt(runs: dict[str, dict], methods: list[MethodSpec], target, input
 
 
 def pair_description(pair) -> dict:
+    head = getattr(pair, "head", None)
     return {"name": pair.name, "target": _model_name(pair.target), "draft": _model_name(pair.draft),
+            "head": None if head is None else head.name,
+            "default_drafter": getattr(pair, "default_drafter", "model"),
             "packed_weights": bool(getattr(pair, "packed", False))}
 
 
@@ -219,9 +223,18 @@ VARIANTS = {"dynatree+lookup": ("dynatree", {"lookup": PROMPT_LOOKUP_TOKENS})}
 def parse_methods(names: str) -> list[MethodSpec]:
     """``"ar,hf,linear,dynatree"`` -> specs with each method's default configuration;
     ``dynatree+lookup``: DynaTree with the context-lookup extension (L = 10); ``kind:key=value:...``
-    sets fields, e.g. ``fixed:depth=3:branch=2:threshold=0.05`` (labelled as in the sweep)."""
+    sets fields, e.g. ``fixed:depth=3:branch=2:threshold=0.05`` (labelled as in the sweep); a
+    ``@head`` or ``@model`` suffix drafts with the pair's feature head or its causal-LM draft
+    (without one: the pair's default drafter)."""
     specs = []
     for name in (n.strip() for n in names.split(",")):
+        name, _, drafter = name.partition("@")
+        if drafter:
+            if drafter not in ("head", "model"):
+                raise ValueError(f"method {name}@{drafter}: the drafter suffixes are @head and @model")
+            (base,) = parse_methods(name)
+            specs.append(spec(base.kind, f"{base.label}@{drafter}", drafter, **base.config))
+            continue
         if name in VARIANTS:
             kind, config = VARIANTS[name]
             specs.append(spec(kind, name, **config))

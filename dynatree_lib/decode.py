@@ -13,6 +13,7 @@ from torch import Tensor
 from transformers import DynamicCache
 
 from .adapt import HistoryController
+from .drafters import as_drafter
 from .drafting import draft_tree, growth_rule
 from .lookup import find_continuation, graft_chain
 from .methods import Autoregressive, DynaTree, FixedTree, Linear, Method
@@ -177,7 +178,7 @@ def _validate(target, draft, input_ids, method, max_new_tokens, allow_vocab_padd
         return vocab
     if draft is None:
         raise ValueError(f"{type(method).__name__} needs a draft model")
-    draft_vocab = vocab_size(draft)
+    draft_vocab = draft.vocab_size()
     if draft_vocab != vocab:
         if not allow_vocab_padding:
             raise ValueError(
@@ -188,12 +189,10 @@ def _validate(target, draft, input_ids, method, max_new_tokens, allow_vocab_padd
     if draft.device != target.device:
         raise ValueError(f"put the draft on the target's first device (target: {target.device}, "
                          f"draft: {draft.device})")
-    draft_window = getattr(draft.config, "max_position_embeddings", None)
-    if draft_window is not None and length > draft_window:
-        raise ValueError(f"prompt + max_new_tokens exceeds the draft's context window of {draft_window}")
-    for model in (target, draft):
-        check_tree_attention(model)
-        check_sliding_window(model, length - 1 + _tree_capacity(method))
+    draft.validate(target, length)
+    check_tree_attention(target)
+    check_sliding_window(target, length - 1 + _tree_capacity(method))
+    draft.check_cache(length - 1 + _tree_capacity(method))
     return vocab
 
 
@@ -246,6 +245,7 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
     method = DynaTree() if method is None else method
     if controller is not None and not isinstance(method, DynaTree):
         raise ValueError("a HistoryController only applies to DynaTree")
+    draft = None if isinstance(method, Autoregressive) else as_drafter(draft)
     vocab = _validate(target, draft, input_ids, method, max_new_tokens, allow_vocab_padding)
     eos = _eos_ids(target, eos_token_id)
     processors = build_processors(target, input_ids.shape[1], max_new_tokens, eos)
@@ -259,7 +259,14 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
     input_ids = input_ids.to(device)
     clock = Stopwatch(device)
     cache = DynamicCache(config=target.config)
-    logits = target(input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[0, -1]
+    wants_hidden = draft is not None and draft.needs_hidden
+    prefill = target(input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1,
+                     output_hidden_states=wants_hidden)
+    logits = prefill.logits[0, -1]
+    if draft is not None:
+        draft.reset()
+        if wants_hidden:
+            draft.observe(prefill.hidden_states[-1][0].to(device))  # the prompt's states, no extra pass
     if processors is not None:
         logits = process_next(processors, input_ids[0], logits.to(device))
     root = logits.argmax().to(device)
@@ -294,30 +301,25 @@ def _speculate(target, draft, input_ids, method, max_new_tokens, eos, vocab, pro
     device = input_ids.device
     if isinstance(method, DynaTree) and controller is None:
         controller = HistoryController(method)
-    draft_cache = DynamicCache(config=draft.config)
-    draft_vocab = draft.get_input_embeddings().num_embeddings
-    # All committed tokens; the draft cache holds a prefix of them, the rest are "pending".
+    # Every committed token; the drafter catches up on the ones it has not seen.
     sequence = torch.cat([input_ids[0], torch.tensor(out, device=device)])
     prefix_len = input_ids.shape[1]  # target-cached tokens; the root sits at this position
     while not _finished(out, eos, max_new_tokens):
         clock.lap()
         rule = growth_rule(method, controller, depth_cap=max_new_tokens - len(out) - 1)
-        pending = sequence[draft_cache.get_seq_length():]
-        pending = pending.masked_fill(pending >= draft_vocab, 0)  # ids the draft cannot embed
-        drafted = draft_tree(draft, draft_cache, pending, prefix_len, rule, vocab)
+        drafted = draft_tree(draft, sequence, prefix_len, rule, vocab)
         tree = drafted.tree
         drafted_nodes, drafted_depth = tree.size, tree.depth
         if rule.lookup:
             graft_chain(tree, find_continuation(sequence, rule.lookup, method.lookup_ngram))
         stats.time_draft += clock.lap()
-        target_next = verify_tree(target, cache, tree, prefix_len, processors, sequence)
+        verified = verify_tree(target, cache, tree, prefix_len, processors, sequence, draft.needs_hidden)
+        target_next, hidden = verified if draft.needs_hidden else (verified, None)
         stats.time_verify += clock.lap()
 
         path = tree.accepted_path(target_next)
         keep_cache_entries(cache, prefix_len, path)
-        if drafted.root_cached:  # keep the draft KV of accepted nodes it has fed
-            ranks = drafted.draft_rank[path[1:]]
-            keep_cache_entries(draft_cache, prefix_len + 1, ranks[ranks >= 0])
+        draft.accept(tree, path, prefix_len, hidden)
         committed = tree.tokens[path[1:]].tolist() + [int(target_next[path[-1]])]
         emitted = _commit(out, committed, eos, max_new_tokens)
         accepted = min(len(committed) - 1, emitted)  # candidates among the emitted tokens

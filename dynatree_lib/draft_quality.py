@@ -22,6 +22,7 @@ from .data import prompt_set, wikitext_lines
 from .decode import generate
 from .methods import Linear
 from .timing import now
+from .verify import keep_cache_entries
 
 
 @torch.inference_mode()
@@ -143,3 +144,49 @@ def step_cost_ratio(target, draft, prefix: int = 300, repeats: int = 30) -> dict
     target_ms = statistics.median(times["target"]) * 1000
     draft_ms = statistics.median(times["draft"]) * 1000
     return {"target_step_ms": target_ms, "draft_step_ms": draft_ms, "ratio": draft_ms / target_ms}
+
+
+@torch.inference_mode()
+def head_agreement(target, head, tokenizer, tokens: int = 8192, seq_len: int = 256, levels: int = 3) -> dict:
+    """Top-1 agreement of a feature head with the target's greedy token at tree depths 1..``levels``,
+    on ``tokens`` WikiText-2 test tokens in chunks spread over the split (teacher-forced: depth d
+    reads the head's own predictions d - 1 steps back, as a depth-d node does)."""
+    from .train_head import level_agreement
+
+    chunks = wikitext_test_chunks(tokenizer, tokens, seq_len, spread=True).to(target.device)
+    states, top1 = [], []
+    for chunk in chunks:
+        out = target(chunk.unsqueeze(0), output_hidden_states=True)
+        states.append(out.hidden_states[-1][0])
+        top1.append(out.logits[0].argmax(-1))
+    by_level = level_agreement(head, chunks, torch.stack(states), torch.stack(top1), levels)
+    return {"by_depth": by_level, "tokens": int(chunks.numel()), "sample": "spread"}
+
+
+@torch.inference_mode()
+def head_step_cost_ratio(target, drafter, prefix: int = 300, repeats: int = 30) -> dict:
+    """Median time of one cached head step (one token) against one cached target step, interleaved."""
+    device = target.device
+    ids = torch.randint(0, 1000, (1, prefix), generator=torch.Generator().manual_seed(0),
+                        device="cpu").to(device)
+    cache = DynamicCache(config=target.config)
+    states = target(ids[:, :-1], past_key_values=cache, use_cache=True,
+                    output_hidden_states=True).hidden_states[-1][0]
+    drafter.reset()
+    drafter.observe(states)
+    drafter.begin(ids[0], prefix - 1)
+    head_cache = drafter.cache
+    position = torch.tensor([[prefix]], device=device)
+    times = {"target": [], "head": []}
+    for _ in range(repeats):
+        start = now(device)
+        target(ids[:, -1:], past_key_values=cache, use_cache=True)
+        times["target"].append(now(device) - start)
+        keep_cache_entries(cache, prefix - 1, torch.zeros(0, dtype=torch.long, device=device))
+        start = now(device)
+        drafter.head.scores(drafter.head(states[-1:].unsqueeze(0), ids[:, -1:], position, None, head_cache))
+        times["head"].append(now(device) - start)
+        keep_cache_entries(head_cache, prefix - 1, torch.zeros(0, dtype=torch.long, device=device))
+    target_ms = statistics.median(times["target"]) * 1000
+    head_ms = statistics.median(times["head"]) * 1000
+    return {"target_step_ms": target_ms, "head_step_ms": head_ms, "ratio": head_ms / target_ms}

@@ -4,11 +4,10 @@ All methods share one growth procedure; they differ only in their
 :class:`GrowthRule`: how many children a node gets (breadth), which nodes are
 expanded (depth gating), the pruning threshold and the node budget.
 
-The draft keeps its own KV cache across iterations. At the start of an iteration
-it holds a prefix of the committed tokens; the first draft forward feeds the
-missing committed tokens (``pending``, ending with the root), every later forward
-feeds the whole frontier of one level, batched under a tree mask, at positions
-``prefix_len + depth``. Siblings never see each other.
+The draft is reached through the small interface of :mod:`dynatree_lib.drafters`:
+``begin`` gives the root's children, each ``expand`` one level of the tree (the whole
+frontier in one forward, batched under a tree mask at positions ``prefix_len + depth``;
+siblings never see each other). The causal-LM draft and the feature head both fit it.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from torch import Tensor
 
 from .adapt import HistoryController
 from .methods import DynaTree, FixedTree, Linear
-from .tree import TokenTree, additive_mask
+from .tree import TokenTree
 
 
 @dataclass(frozen=True)
@@ -83,42 +82,28 @@ def _shallower_than(max_depth: int) -> Callable[[int, Tensor], Tensor]:
 
 @dataclass
 class DraftedTree:
-    """A grown tree, the draft-cache slot of every forwarded non-root node and the forward count.
-
-    ``draft_rank[i]`` is the offset of node i's KV after the root's slot in the draft cache
-    (-1 for nodes the draft never fed: leaves). ``root_cached`` says whether the first
-    forward (pending tokens and root) ran.
-    """
+    """A grown tree and the number of draft forwards it took."""
 
     tree: TokenTree
-    draft_rank: Tensor
-    root_cached: bool
     forwards: int
 
 
-def draft_tree(draft, cache, pending: Tensor, prefix_len: int, rule: GrowthRule,
-               vocab_size: int) -> DraftedTree:
-    """Grow one tree whose root is ``pending[-1]`` at position ``prefix_len``.
+def draft_tree(drafter, sequence: Tensor, prefix_len: int, rule: GrowthRule, vocab_size: int) -> DraftedTree:
+    """Grow one tree whose root is ``sequence[-1]`` (the last committed token) at ``prefix_len``.
 
     Args:
-        draft: the draft model; ``cache`` its DynamicCache holding committed tokens
-            [0, prefix_len + 1 - len(pending)).
-        pending: [p] committed tokens missing from the draft cache, root last.
+        drafter: a :class:`dynatree_lib.drafters.Drafter` (a causal-LM draft or the feature head).
+        sequence: [L] every committed token, root last.
         rule: the iteration's growth rule.
         vocab_size: draft logits beyond it are ignored (padded embedding matrices).
     """
-    device = pending.device
-    tree = TokenTree(pending[-1], rule.max_nodes + 1 + rule.lookup, device)
-    rank = torch.full((tree.capacity,), -1, dtype=torch.long, device=device)
+    device = sequence.device
+    tree = TokenTree(sequence[-1], rule.max_nodes + 1 + rule.lookup, device)
     if rule.max_depth == 0:
-        return DraftedTree(tree, rank, False, 0)
-
-    start = prefix_len + 1 - pending.numel()
-    positions = torch.arange(start, prefix_len + 1, device=device).unsqueeze(0)
-    logits = draft(pending.unsqueeze(0), past_key_values=cache, position_ids=positions,
-                   use_cache=True, logits_to_keep=1).logits[0, :, :vocab_size]
-    forwards, frontier, depth = 1, torch.zeros(1, dtype=torch.long, device=device), 0
-    fed: list[Tensor] = []  # non-root nodes in draft-cache order
+        return DraftedTree(tree, 0)
+    before = drafter.forwards
+    logits = drafter.begin(sequence, prefix_len)[:vocab_size].unsqueeze(0)
+    frontier, depth = torch.zeros(1, dtype=torch.long, device=device), 0
     while True:
         children = _add_children(tree, frontier, logits, rule)
         depth += 1
@@ -127,19 +112,8 @@ def draft_tree(draft, cache, pending: Tensor, prefix_len: int, rule: GrowthRule,
         frontier = children[rule.expands(depth, tree.logp[children])]
         if frontier.numel() == 0:
             break
-        fed.append(frontier)
-        order = torch.cat(fed)
-        rank[frontier] = torch.arange(order.numel() - frontier.numel(), order.numel(), device=device)
-        allowed = torch.ones(frontier.numel(), prefix_len + 1 + order.numel(), dtype=torch.bool,
-                             device=device)
-        allowed[:, prefix_len + 1:] = tree._ancestors[frontier][:, order]
-        mask = additive_mask(allowed, draft.dtype)
-        positions = torch.full((1, frontier.numel()), prefix_len + depth, device=device)
-        logits = draft(tree._tokens[frontier].unsqueeze(0), past_key_values=cache,
-                       position_ids=positions, attention_mask=mask,
-                       use_cache=True).logits[0, :, :vocab_size]
-        forwards += 1
-    return DraftedTree(tree, rank, True, forwards)
+        logits = drafter.expand(tree, frontier, prefix_len, depth)[:, :vocab_size]
+    return DraftedTree(tree, drafter.forwards - before)
 
 
 def _add_children(tree: TokenTree, frontier: Tensor, logits: Tensor, rule: GrowthRule) -> Tensor:

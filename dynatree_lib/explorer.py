@@ -47,7 +47,7 @@ def first_trees(pair, ids: list[int], specs: list[MethodSpec], iterations: int =
     input_ids = torch.tensor([ids], device=pair.device)
     out = {}
     for method in specs:
-        trace = generate(pair.target, pair.draft, input_ids, method.build(), max_new_tokens,
+        trace = generate(pair.target, pair.drafter, input_ids, method.build(), max_new_tokens,
                          eos_token_id=[], trace=True).trace or []
         out[method.label] = [tree_record(t, pair.tokenizer) for t in trace[:iterations]]
     return out

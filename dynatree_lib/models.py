@@ -2,8 +2,9 @@
 
 Presets:
 
-* ``"embedded"``: SmolLM2-135M-Instruct + the distilled shortlist draft, offline, float32;
-  the default on CPU.
+* ``"embedded"``: SmolLM2-135M-Instruct + the distilled shortlist draft and the feature head
+  (``feature_head.py``), offline, float32; the default on CPU. ``drafter`` picks which one our
+  methods use (``pair.drafter``); HF assisted generation can only use the causal-LM draft.
 * ``"pythia"``: EleutherAI/pythia-2.8b + EleutherAI/pythia-70m from the Hugging Face Hub,
   float16; the paper's pair and the default on CUDA.
 * ``(target_id_or_path, draft_id_or_path)``: any other pair with the same tokenizer.
@@ -28,8 +29,16 @@ import torch
 PYTHIA = ("EleutherAI/pythia-2.8b", "EleutherAI/pythia-70m")
 
 
+# The embedded pair's default drafter for our methods: the faster one on the committed
+# benchmarks (README "Results"); the other is load_pair("embedded", drafter=...).
+EMBEDDED_DRAFTER = "model"
+
+
 @dataclass
 class ModelPair:
+    """A target, its causal-LM draft (``draft``: what HF assisted generation and the paper use),
+    optionally a feature head (``head``), and which of the two our methods use (``drafter``)."""
+
     target: torch.nn.Module
     draft: torch.nn.Module
     tokenizer: object
@@ -37,12 +46,21 @@ class ModelPair:
     device: torch.device
     dtype: torch.dtype
     packed: bool = False  # linear weights packed for oneDNN (CPU float32 fast path)
+    head: object | None = None
+    default_drafter: str = "model"
+
+    @property
+    def drafter(self):
+        """What our methods draft with: ``head`` or ``draft``, per ``default_drafter``."""
+        return self.head if self.default_drafter == "head" else self.draft
 
     def describe(self) -> str:
-        """One line: which pair, where, in which dtype, which draft."""
+        """One line: which pair, where, in which dtype, which drafts."""
         draft = getattr(self.draft.config, "_name_or_path", "") or type(self.draft).__name__
+        head = f", feature head {self.head.name}" if self.head is not None else ""
         return (f"pair {self.name} on {self.device} ({str(self.dtype).removeprefix('torch.')}"
-                f"{', packed weights' if self.packed else ''}); draft {draft}")
+                f"{', packed weights' if self.packed else ''}); draft {draft}{head}; our methods "
+                f"draft with the {'feature head' if self.default_drafter == 'head' else 'draft model'}")
 
 
 def default_device() -> torch.device:
@@ -54,8 +72,15 @@ def default_device() -> torch.device:
 
 
 def load_pair(name: str | tuple[str, str] | None = None, *, device: str | torch.device | None = None,
-              dtype: torch.dtype | None = None, pack_weights: bool = True) -> ModelPair:
-    """Load a (target, draft) pair; see the module docstring for names and defaults."""
+              dtype: torch.dtype | None = None, pack_weights: bool = True,
+              drafter: str | None = None) -> ModelPair:
+    """Load a (target, draft) pair; see the module docstring for names and defaults.
+
+    ``drafter``: "model" (the causal-LM draft) or "head" (the feature head, embedded pair only);
+    default: ``EMBEDDED_DRAFTER`` for the embedded pair, "model" otherwise.
+    """
+    if drafter not in (None, "model", "head"):
+        raise ValueError(f"drafter must be 'model' or 'head', got {drafter!r}")
     from transformers.utils import logging as hf_logging
 
     bars = hf_logging.is_progress_bar_enabled()
@@ -69,6 +94,12 @@ def load_pair(name: str | tuple[str, str] | None = None, *, device: str | torch.
         from .packing import pack_linear_weights
 
         pair.packed = bool(pack_linear_weights(pair.target)) and bool(pack_linear_weights(pair.draft))
+        if pair.head is not None:
+            pack_linear_weights(pair.head.head)
+    wanted = drafter or (EMBEDDED_DRAFTER if pair.name == "embedded" else "model")
+    if wanted == "head" and pair.head is None:
+        raise ValueError(f"the {pair.name} pair has no feature head (only the embedded pair has one)")
+    pair.default_drafter = wanted
     return pair
 
 
@@ -80,10 +111,12 @@ def _load(name, device, dtype) -> ModelPair:
         name = tuple(part.strip() for part in name.split(","))
     if name == "embedded":
         from .embedded import load_embedded_draft, load_embedded_target
+        from .feature_head import HEAD_WEIGHTS, FeatureDrafter, load_head
 
         dtype = dtype or torch.float32
         target, tokenizer = load_embedded_target(device, dtype)
-        return ModelPair(target, load_embedded_draft(target), tokenizer, "embedded", device, dtype)
+        head = FeatureDrafter(load_head(target), target) if HEAD_WEIGHTS.is_file() else None
+        return ModelPair(target, load_embedded_draft(target), tokenizer, "embedded", device, dtype, head=head)
     if name == "pythia":
         pair, label = PYTHIA, "pythia"
     elif isinstance(name, tuple) and len(name) == 2:

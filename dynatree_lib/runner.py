@@ -33,18 +33,22 @@ class MethodSpec:
     label: str
     kind: str                        # ar | linear | fixed | dynatree | hf | hf-assisted | prompt-lookup
     config: dict = field(default_factory=dict)
+    drafter: str = "default"         # our methods: "model" (causal-LM draft), "head", or the pair's default
 
     def build(self):
         return OUR_METHODS[self.kind](**self.config)
 
 
-def spec(kind: str, label: str | None = None, **config) -> MethodSpec:
+def spec(kind: str, label: str | None = None, drafter: str = "default", **config) -> MethodSpec:
     """A validated :class:`MethodSpec` (our configs record every field, defaults included)."""
     if kind not in OUR_METHODS and kind not in HF_METHODS:
         raise ValueError(f"unknown method {kind!r}: choose from {sorted([*OUR_METHODS, *HF_METHODS])}")
+    if drafter not in ("default", "model", "head") or (drafter == "head" and kind not in OUR_METHODS):
+        raise ValueError(f"drafter must be 'default', 'model' or 'head' (the head drafts for our methods "
+                         f"only), got {drafter!r} for {kind!r}")
     if kind in OUR_METHODS:
         config = asdict(OUR_METHODS[kind](**config))  # validates and records every field
-    return MethodSpec(label or kind, kind, config)
+    return MethodSpec(label or (f"{kind}@head" if drafter == "head" else kind), kind, config, drafter)
 
 
 def spec_of(method) -> MethodSpec:
@@ -92,13 +96,19 @@ def peak_memory_bytes(device: torch.device) -> int:
 
 
 def run_method(method: MethodSpec, target, draft, input_ids: torch.Tensor, max_new_tokens: int,
-               stop_at_eos: bool = False) -> dict:
+               stop_at_eos: bool = False, head=None, default: str = "model") -> dict:
     """One generation; returns its record (tokens, timings, forwards, tau, acceptance, ...).
 
-    By default EOS is ignored, so every method writes exactly ``max_new_tokens`` (the
-    paper's protocol); ``stop_at_eos=True`` stops at the target's generation_config EOS,
-    as a chat does.
+    ``draft`` is the causal-LM draft (HF assisted generation always uses it), ``head`` the
+    feature drafter; our methods use the one ``method.drafter`` names ("default": ``default``).
+    By default EOS is ignored, so every method writes exactly ``max_new_tokens`` (the paper's
+    protocol); ``stop_at_eos=True`` stops at the target's generation_config EOS, as a chat does.
     """
+    chosen = default if method.drafter == "default" else method.drafter
+    if chosen == "head" and method.kind in OUR_METHODS:
+        if head is None:
+            raise ValueError(f"{method.label} drafts with the feature head, but this pair has none")
+        draft = head
     eos = None if stop_at_eos else []
     device = target.device
     if device.type == "cuda":
@@ -119,6 +129,7 @@ def run_method(method: MethodSpec, target, draft, input_ids: torch.Tensor, max_n
         record = _run_hf(method, target, draft, input_ids, max_new_tokens, eos)
     n = len(record["tokens"])
     record["new_tokens"] = n
+    record["drafter"] = chosen if method.kind in OUR_METHODS and method.kind != "ar" else None
     record["throughput"] = n / record["time_total"]
     record["tpot"] = (record["time_total"] - record["ttft"]) / (n - 1) if n > 1 else None
     record["tau"] = n / record["target_forwards"]

@@ -51,7 +51,8 @@ def run_spec_bench(pair, questions: list[SpecBenchQuestion], methods: list[Metho
                 for method in methods[shift:] + methods[:shift]:
                     bar.set_postfix_str(f"{question.group} {method.label}")
                     runs[method.label] = run_method(method, pair.target, pair.draft, input_ids,
-                                                    max_new_tokens, stop_at_eos=True)
+                                                    max_new_tokens, True, getattr(pair, "head", None),
+                                                    getattr(pair, "default_drafter", "model"))
                     bar.update()
                 ar = next(runs[m.label] for m in methods if m.kind == "ar")
                 answers.append(pair.tokenizer.decode(ar["tokens"], skip_special_tokens=True))

@@ -24,30 +24,35 @@ class UnsupportedModelError(ValueError):
 
 
 def verify_tree(target, cache: DynamicCache, tree: TokenTree, prefix_len: int, processors=None,
-                sequence: Tensor | None = None) -> Tensor:
+                sequence: Tensor | None = None, hidden: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Run the target once over ``tree`` after ``prefix_len`` cached tokens.
 
-    Returns [n] the target's greedy next token after every node, on the tree's device.
-    Appends n entries to ``cache`` (node i at cache index prefix_len + i). With
-    ``processors`` (from the target's generation_config), each node's logits are first
+    Returns [n] the target's greedy next token after every node, on the tree's device
+    (with ``hidden=True`` also [n, H], the target's last hidden state at every node, from the
+    same forward). Appends n entries to ``cache`` (node i at cache index prefix_len + i).
+    With ``processors`` (from the target's generation_config), each node's logits are first
     processed as ``generate`` would after ``sequence`` [L] (committed tokens, root last)
     followed by the node's path.
     """
-    logits = tree_logits(target, cache, tree, prefix_len).to(tree.tokens.device)
+    logits, states = tree_logits(target, cache, tree, prefix_len, hidden=True) if hidden else \
+        (tree_logits(target, cache, tree, prefix_len), None)
+    logits = logits.to(tree.tokens.device)
     if processors is not None:
         logits = process_tree(processors, sequence, tree, logits)
-    return logits.argmax(dim=-1)
+    chosen = logits.argmax(dim=-1)
+    return (chosen, states.to(tree.tokens.device)) if hidden else chosen
 
 
 def tree_logits(target, cache: DynamicCache, tree: TokenTree, prefix_len: int,
-                position_ids: Tensor | None = None) -> Tensor:
-    """[n, V] target logits at every tree node (``position_ids`` overrides depth positions)."""
+                position_ids: Tensor | None = None, hidden: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    """[n, V] target logits at every tree node (``position_ids`` overrides depth positions);
+    with ``hidden=True`` also [n, H] the last hidden states (the ones the output layer reads)."""
     if position_ids is None:
         position_ids = tree.position_ids(prefix_len)
     mask = tree.attention_bias(prefix_len, target.dtype)
     out = target(tree.tokens.unsqueeze(0), past_key_values=cache, position_ids=position_ids,
-                 attention_mask=mask, use_cache=True)
-    return out.logits[0]
+                 attention_mask=mask, use_cache=True, output_hidden_states=hidden)
+    return (out.logits[0], out.hidden_states[-1][0]) if hidden else out.logits[0]
 
 
 def keep_cache_entries(cache: DynamicCache, start: int, index: Tensor) -> None:

@@ -97,7 +97,7 @@ class ControlPanel:
             except ValueError as error:
                 print(f"invalid setting: {error}")
                 return {"error": str(error)}
-            result = generate(pair.target, pair.draft, ids, method, self.tokens.value, eos_token_id=[],
+            result = generate(pair.target, pair.drafter, ids, method, self.tokens.value, eos_token_id=[],
                               trace=True)
             reference = generate(pair.target, None, ids, Autoregressive(), self.tokens.value, eos_token_id=[])
             s = result.stats

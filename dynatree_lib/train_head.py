@@ -1,0 +1,350 @@
+"""Train the embedded pair's feature head: ``python -m dynatree_lib.train_head`` (about 2 hours here).
+
+One command, a fixed seed, resumable (``--resume`` continues from the last checkpoint in the
+cache directory: labels, continuations and answers are cached files, the training loop saves
+its state every ``--checkpoint-every`` steps). Steps:
+
+1. collect the target's last hidden states and top-K log-probabilities over
+   a. draft-training text (WikiText-2 validation and the training books; never WikiText-2
+      test, the PG-19 evaluation books or Spec-Bench), through ``train_draft.label``'s cache;
+   b. its own greedy continuations of openings of that text (what the head is asked at run time);
+   c. its own answers to chat-formatted instructions built from that text by templates
+      (summarise, explain, answer a question about, continue, translate, list key points),
+      so the head also sees the chat target's answers;
+2. train the head with the unrolled objective of :func:`head_loss`: level 1 reads the target's
+   states, level 2 and 3 read the head's own predictions one and two steps back, attending
+   exactly what a tree node at that depth attends at run time;
+3. export int8 weights to ``dynatree_lib/weights/embedded_head.safetensors`` and the curve to
+   ``results/head_training.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import re
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .data import book_texts, wikitext_prompts
+from .embedded import cache_dir, load_embedded_target
+from .feature_head import HEAD_WEIGHTS, FeatureHead, build_head, save_head
+from .resources import output_dir
+from .train_draft import (
+    chunk_corpus,
+    distillation_loss,
+    label,
+    label_greedy_continuations,
+    on_policy_prompts,
+    packed_copy,
+    pick_shortlist,
+)
+
+TEMPLATES = ("Summarize the following text in two sentences.\n\n{text}",
+             "Explain the following passage in simple words.\n\n{text}",
+             "What is the main subject of the text below? Answer in one paragraph.\n\n{text}",
+             "Continue this text.\n\n{text}",
+             "List three key points of the following text.\n\n{text}",
+             "Translate the first sentence of the following text into German.\n\n{text}",
+             "Write a short title for this text and explain your choice.\n\n{text}",
+             "Rewrite the following text for a ten-year-old.\n\n{text}")
+
+
+# ---- 1. data -------------------------------------------------------------------------------------
+
+def training_paragraphs(seed: int) -> list[str]:
+    """Paragraphs of the draft-training text (WikiText-2 validation, training books), shuffled."""
+    paragraphs = list(wikitext_prompts("validation"))
+    for text in book_texts("train_books/text").values():
+        paragraphs += [" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if len(p) >= 300]
+    random.Random(seed).shuffle(paragraphs)
+    return paragraphs
+
+
+def chat_prompts(tokenizer, count: int, length: int, seed: int) -> torch.Tensor:
+    """[count, length] chat-formatted instructions about training paragraphs, all ``length`` tokens
+    long (the paragraph is cut to fit between the template's own tokens) so they batch."""
+    marker = "\x00PARAGRAPH\x00"
+    prompts, rng = [], random.Random(seed)
+    for paragraph in training_paragraphs(seed):
+        template = rng.choice(TEMPLATES)
+        text = tokenizer.apply_chat_template([{"role": "user", "content": template.format(text=marker)}],
+                                             tokenize=False, add_generation_prompt=True)
+        before, after = text.split(marker)
+        head, tail = tokenizer(before).input_ids, tokenizer(after).input_ids
+        body = tokenizer(paragraph).input_ids[: length - len(head) - len(tail)]
+        if len(head) + len(body) + len(tail) == length:
+            prompts.append(head + body + tail)
+        if len(prompts) == count:
+            return torch.tensor(prompts, dtype=torch.int32)
+    raise SystemExit(f"only {len(prompts)} training paragraphs are long enough for {count} chat prompts")
+
+
+def answer_mask(tokens: torch.Tensor, prompt_len: int, eos: int) -> torch.Tensor:
+    """[N, L] True up to and including the first EOS of each answer: what follows a chat answer's
+    end is not text the head will be asked about."""
+    keep = torch.ones_like(tokens, dtype=torch.bool)
+    ended = (tokens[:, prompt_len:] == eos).int().cumsum(1)
+    keep[:, prompt_len:] = (ended - (tokens[:, prompt_len:] == eos).int()) == 0
+    return keep
+
+
+def collect(target, tokenizer, args, timings: dict) -> dict:
+    """All training sequences: tokens, target states, top-K labels, a loss mask and the source."""
+    teacher = packed_copy(target)
+    parts = []
+    chunks, _ = chunk_corpus(tokenizer, args.seq_len, args.seed)
+    n = min(chunks.shape[0], math.ceil(args.label_tokens / args.seq_len))
+    start = time.time()
+    text = label(teacher, chunks[:n], args.top_k, cache_dir() / f"labels-{args.seq_len}-{args.top_k}-{n}"
+                 f"-seed{args.seed}.pt")
+    timings["text_seconds"] = time.time() - start
+    parts.append(("text", text, torch.ones_like(text["chunks"], dtype=torch.bool)))
+    if args.continuations:
+        new = args.seq_len // 4
+        prompts = on_policy_prompts(tokenizer, args.continuations, args.seq_len - new, args.seed)
+        start = time.time()
+        written = label_greedy_continuations(teacher, prompts, new, args.top_k, cache_dir() /
+                                             f"on-policy-{args.seq_len}-{args.top_k}-{args.continuations}"
+                                             f"-seed{args.seed}-new{new}.pt")
+        timings["continuation_seconds"] = time.time() - start
+        parts.append(("continuation", written, torch.ones_like(written["chunks"], dtype=torch.bool)))
+    if args.chat:
+        prompt_len = args.seq_len - args.chat_tokens
+        prompts = chat_prompts(tokenizer, args.chat, prompt_len, args.seed)
+        start = time.time()
+        answers = label_greedy_continuations(teacher, prompts, args.chat_tokens, args.top_k, cache_dir() /
+                                             f"chat-{args.seq_len}-{args.top_k}-{args.chat}-seed{args.seed}.pt")
+        timings["chat_seconds"] = time.time() - start
+        eos = tokenizer.eos_token_id
+        parts.append(("chat", answers, answer_mask(answers["chunks"], prompt_len, eos)))
+    del teacher
+    data = {key: torch.cat([p[1][key] for p in parts]) for key in ("chunks", "ids", "logp", "hidden")}
+    data["mask"] = torch.cat([p[2] for p in parts])
+    data["source"] = torch.cat([torch.full((p[1]["chunks"].shape[0],), i) for i, p in enumerate(parts)])
+    data["sources"] = [p[0] for p in parts]
+    return data
+
+
+# ---- 2. the unrolled objective -------------------------------------------------------------------
+
+def unrolled_mask(n: int, levels: int, device) -> torch.Tensor:
+    """[levels * n, levels * n] bool: token (l, j) (level l, position j + 1) sees level-0 tokens up
+    to position j - l and the chain (k, j - l + k) for k = 1 .. l, as a depth-l tree node sees
+    the committed prefix and its ancestors."""
+    allowed = torch.zeros(levels * n, levels * n, dtype=torch.bool, device=device)
+    j = torch.arange(n, device=device)
+    for level in range(levels):
+        rows = level * n + j
+        allowed[rows.unsqueeze(1), j.unsqueeze(0)] = j.unsqueeze(0) <= (j - level).unsqueeze(1)
+        for k in range(1, level + 1):
+            cols = k * n + (j - level + k)
+            valid = (j - level + k) >= 0
+            allowed[rows[valid], cols[valid]] = True
+    allowed |= torch.eye(levels * n, dtype=torch.bool, device=device)  # invalid tokens see themselves
+    return allowed
+
+
+def unrolled_states(head: FeatureHead, tokens: torch.Tensor, states: torch.Tensor, levels: int,
+                    grad: bool = True) -> torch.Tensor:
+    """[B, levels, n, H] predicted states for positions 1 .. L - 1 at every level.
+
+    ``tokens`` [B, L], ``states`` [B, L, H] the target's. Level 0 reads ``states``; level l reads
+    level l-1's prediction one position back (detached: the run-time input, not a path for
+    gradients). Deeper levels need their earlier predictions, so level l runs with all levels
+    below it; only the last pass keeps gradients.
+    """
+    from .tree import additive_mask
+
+    batch, length, hidden = states.shape
+    n = length - 1
+    positions = torch.arange(1, length, device=tokens.device).expand(batch, n)
+    inputs = [states[:, :-1].to(head.norm.weight.dtype)]
+    out = None
+    for level in range(levels):
+        mask = additive_mask(unrolled_mask(n, level + 1, tokens.device), head.norm.weight.dtype)
+        last = level == levels - 1
+        with torch.set_grad_enabled(grad and last):
+            out = head(torch.cat(inputs, dim=1), tokens[:, 1:].repeat(1, level + 1),
+                       positions.repeat(1, level + 1), mask)
+        if not last:
+            shifted = torch.zeros_like(out[:, level * n:])
+            shifted[:, 1:] = out[:, level * n:-1].detach()   # level l at position j reads level l-1 at j-1
+            inputs.append(shifted)
+    return out.view(batch, levels, n, hidden)
+
+
+def head_loss(head: FeatureHead, batch: dict, slot: torch.Tensor, levels: int,
+              weights=(1.0, 0.8, 0.6)) -> tuple[torch.Tensor, list[float]]:
+    """Distillation loss (``train_draft.distillation_loss``) at every unrolled level, on the
+    positions the mask keeps; returns the weighted sum and the per-level losses."""
+    tokens, states = batch["chunks"].long(), batch["hidden"].float()
+    predicted = unrolled_states(head, tokens, states, levels)
+    total, per_level = 0.0, []
+    for level in range(levels):
+        keep = batch["mask"][:, 1:].clone()
+        keep[:, :level] = False                              # no prediction that far back
+        pred = predicted[:, level]
+        loss = distillation_loss(pred[keep].unsqueeze(0), head.scores(pred[keep]).unsqueeze(0),
+                                 states[:, 1:][keep].unsqueeze(0), batch["ids"][:, 1:][keep].unsqueeze(0),
+                                 batch["logp"][:, 1:][keep].unsqueeze(0), slot)
+        per_level.append(loss.item())
+        total = total + weights[level] * loss
+    return total, per_level
+
+
+@torch.no_grad()
+def level_agreement(head: FeatureHead, tokens: torch.Tensor, states: torch.Tensor, top1: torch.Tensor,
+                    levels: int = 3, mask: torch.Tensor | None = None, batch: int = 4) -> list[float]:
+    """Top-1 agreement with the target's greedy token at each level, teacher-forced on ``tokens``
+    [N, L] with the target's ``states`` [N, L, H]; ``top1`` [N, L] the target's argmax at each
+    position. Level l at position p reads the head's own prediction l steps back, as a depth-l
+    node does."""
+    hits, totals = [0] * levels, [0] * levels
+    shortlist = head.shortlist
+    for start in range(0, tokens.shape[0], batch):
+        x, s = tokens[start:start + batch].long(), states[start:start + batch]
+        want = top1[start:start + batch, 1:].long()
+        keep_all = (torch.ones_like(want, dtype=torch.bool) if mask is None
+                    else mask[start:start + batch, 1:])
+        predicted = unrolled_states(head, x, s.float(), levels, grad=False)
+        for level in range(levels):
+            guess = shortlist[head.scores(predicted[:, level]).argmax(-1)]
+            keep = keep_all.clone()
+            keep[:, :level] = False
+            hits[level] += int(((guess == want) & keep).sum())
+            totals[level] += int(keep.sum())
+    return [h / max(t, 1) for h, t in zip(hits, totals, strict=True)]
+
+
+# ---- 3. the command -----------------------------------------------------------------------------
+
+def checkpoint_path(args) -> Path:
+    return cache_dir() / f"head-checkpoint-seed{args.seed}.pt"
+
+
+def parse(argv) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m dynatree_lib.train_head",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--label-tokens", type=int, default=600_000, help="labelled draft-training text tokens")
+    p.add_argument("--continuations", type=int, default=600, help="greedy continuations the target writes")
+    p.add_argument("--chat", type=int, default=600, help="chat instructions the target answers")
+    p.add_argument("--chat-tokens", type=int, default=96, help="tokens of each chat answer")
+    p.add_argument("--seq-len", type=int, default=256)
+    p.add_argument("--top-k", type=int, default=16)
+    p.add_argument("--shortlist", type=int, default=8192)
+    p.add_argument("--levels", type=int, default=3, help="unrolled levels (tree depths) trained")
+    p.add_argument("--steps", type=int, default=2500)
+    p.add_argument("--batch", type=int, default=6)
+    p.add_argument("--lr", type=float, default=6e-4)
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--heldout", type=int, default=24, help="sequences of each source kept for monitoring")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p.add_argument("--output", type=Path, default=HEAD_WEIGHTS)
+    p.add_argument("--curve", type=Path, default=output_dir() / "head_training.json")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    torch.manual_seed(args.seed)
+    started = time.time()
+    target, tokenizer = load_embedded_target()
+    for param in target.parameters():
+        param.requires_grad_(False)
+    timings: dict = {}
+    data = collect(target, tokenizer, args, timings)
+    held = torch.zeros(data["chunks"].shape[0], dtype=torch.bool)
+    for source in range(len(data["sources"])):
+        held[(data["source"] == source).nonzero().flatten()[: args.heldout]] = True
+    train = {k: v[~held] for k, v in data.items() if isinstance(v, torch.Tensor)}
+    check = {k: v[held] for k, v in data.items() if isinstance(v, torch.Tensor)}
+    vocab = target.config.vocab_size
+    shortlist = pick_shortlist(train["ids"][..., 0], args.shortlist, vocab)
+    slot = torch.full((vocab,), -1, dtype=torch.long)
+    slot[shortlist] = torch.arange(shortlist.numel())
+    coverage = (slot[train["ids"][..., 0].long()] >= 0).float().mean().item()
+    head = build_head(target, shortlist).float()
+    params = [p for p in head.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
+    warmup = max(1, args.steps // 25)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) * (
+        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / args.steps)))))
+    generator = torch.Generator().manual_seed(args.seed)
+    step, curve = 0, []
+    if args.resume and checkpoint_path(args).is_file():
+        saved = torch.load(checkpoint_path(args), weights_only=False)
+        head.load_state_dict(saved["head"], strict=False)
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        generator.set_state(saved["generator"])
+        step, curve, timings = saved["step"], saved["curve"], saved["timings"]
+        print(f"resumed at step {step}", flush=True)
+
+    def evaluate(loss: float | None, levels_loss: list[float] | None) -> dict:
+        head.eval()
+        top1 = check["ids"][..., 0]
+        point = {"step": step, "loss": loss, "level_losses": levels_loss,
+                 "agreement": level_agreement(head, check["chunks"], check["hidden"], top1, args.levels,
+                                              check["mask"]),
+                 "seconds": time.time() - started + timings.get("previous_seconds", 0.0)}
+        head.train()
+        return point
+
+    if not curve:
+        curve.append(evaluate(None, None))
+        print(f"{int(train['mask'].sum())} training positions; shortlist covers {coverage:.3f} of the "
+              f"target's top-1; initial held-out agreement by level {curve[0]['agreement']}", flush=True)
+    running, running_levels = [], []
+    bar = tqdm(range(step + 1, args.steps + 1), desc="training the head", unit="step", initial=step,
+               total=args.steps)
+    head.train()
+    for step in bar:
+        rows = torch.randint(0, train["chunks"].shape[0], (args.batch,), generator=generator)
+        batch = {k: v[rows] for k, v in train.items()}
+        loss, per_level = head_loss(head, batch, slot, args.levels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        schedule.step()
+        running.append(loss.item())
+        running_levels.append(per_level)
+        if step % args.eval_every == 0 or step == args.steps:
+            levels_loss = [sum(x) / len(x) for x in zip(*running_levels, strict=True)]
+            curve.append(evaluate(sum(running) / len(running), levels_loss))
+            running, running_levels = [], []
+            bar.set_postfix(loss=f"{curve[-1]['loss']:.3f}",
+                            agree="/".join(f"{a:.2f}" for a in curve[-1]["agreement"]))
+        if step % args.checkpoint_every == 0 or step == args.steps:
+            torch.save({"step": step, "head": head.state_dict(), "optimizer": optimizer.state_dict(),
+                        "schedule": schedule.state_dict(), "generator": generator.get_state(),
+                        "curve": curve, "timings": {**timings, "previous_seconds": time.time() - started
+                                                    + timings.get("previous_seconds", 0.0)}},
+                       checkpoint_path(args))
+    total = time.time() - started + timings.get("previous_seconds", 0.0)
+    meta = {"seed": args.seed, "steps": args.steps, "levels": args.levels,
+            "shortlist_size": shortlist.numel(),
+            "sources": data["sources"], "training_positions": int(train["mask"].sum()),
+            "label_tokens": args.label_tokens, "continuations": args.continuations, "chat": args.chat}
+    save_head(head, args.output, meta)
+    args.curve.parent.mkdir(parents=True, exist_ok=True)
+    args.curve.write_text(json.dumps({
+        "command": "python -m dynatree_lib.train_head " + " ".join(sys.argv[1:] if argv is None else argv),
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "shortlist_top1_coverage": coverage, "weights_bytes": args.output.stat().st_size, "meta": meta,
+        "timings": timings, "curve": curve, "total_seconds": total}, indent=1) + "\n")
+    print(f"saved {args.output} ({args.output.stat().st_size / 1e6:.1f} MB); held-out agreement by level "
+          f"{curve[-1]['agreement']}; {total / 60:.0f} min", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""The feature head behind the drafter interface: exact for every method, one target forward per
+iteration (its states come from the verify forward), safe to save and load."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import build_target, hf_greedy, prompt
+from dynatree_lib import Autoregressive, DynaTree, FixedTree, Linear, generate
+from dynatree_lib.feature_head import FeatureDrafter, build_head, load_head, save_head
+
+METHODS = [Linear(k=4), FixedTree(depth=4, branch=2, threshold=0.01), DynaTree(), DynaTree(lookup=4)]
+
+
+@pytest.fixture(scope="module")
+def target_and_head():
+    target = build_target("llama")
+    head = build_head(target, torch.arange(64)).eval()  # a shortlist of 64 of the 96 ids
+    return target, FeatureDrafter(head, target)
+
+
+@pytest.mark.parametrize("method", METHODS, ids=repr)
+def test_feature_drafter_is_exact(target_and_head, method):
+    target, drafter = target_and_head
+    for seed in range(4):
+        ids = prompt(200 + seed, length=6 + 2 * seed)
+        result = generate(target, drafter, ids, method, 32, eos_token_id=[])
+        assert result.new_tokens == hf_greedy(target, ids, 32)
+        assert result.stats.target_forwards == result.stats.iterations + 1  # no extra target pass
+
+
+def test_feature_drafter_states_match_a_fresh_feed(target_and_head):
+    """After many iterations the head's cache equals feeding the committed text with verified states."""
+    target, drafter = target_and_head
+    ids = prompt(210, length=8)
+    result = generate(target, drafter, ids, DynaTree(), 24, eos_token_id=[])
+    full = torch.cat([ids[0], torch.tensor(result.new_tokens[:-1])])
+    states = target(full.unsqueeze(0), output_hidden_states=True).hidden_states[-1][0]
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=drafter.head.config)
+    positions = torch.arange(1, full.numel()).unsqueeze(0)
+    drafter.head(states[:-1].unsqueeze(0), full[1:].unsqueeze(0), positions, None, cache)
+    got = drafter.cache.layers[0].keys
+    want = cache.layers[0].keys
+    assert got.shape[2] <= want.shape[2]
+    assert torch.allclose(got, want[:, :, : got.shape[2]], atol=1e-4)
+
+
+def test_head_round_trip_is_safe_and_small(target_and_head, tmp_path):
+    target, drafter = target_and_head
+    path = tmp_path / "head.safetensors"
+    save_head(drafter.head, path, {"steps": 0})
+    assert path.read_bytes()[:8] != b"PK\x03\x04"  # safetensors, not a zip/pickle
+    loaded = load_head(target, path)
+    assert loaded.meta == {"steps": 0} and torch.equal(loaded.shortlist, drafter.head.shortlist)
+    ids = prompt(220)
+    a = generate(target, FeatureDrafter(loaded, target), ids, DynaTree(), 16, eos_token_id=[])
+    assert a.new_tokens == generate(target, None, ids, Autoregressive(), 16, eos_token_id=[]).new_tokens
+
+
+def test_head_refuses_another_target(target_and_head):
+    _, drafter = target_and_head
+    other = build_target("llama")
+    other.config.hidden_size = 32
+    with pytest.raises(ValueError, match="another target"):
+        generate(other, drafter, prompt(0), DynaTree(), 4)
+
+
+def test_training_levels_see_what_tree_nodes_see(target_and_head):
+    """The unrolled training objective computes, at level l, exactly the state a depth-l node
+    gets at run time (same inputs, same attention): training and decoding agree."""
+    from dynatree_lib.train_head import unrolled_mask, unrolled_states
+    from dynatree_lib.tree import TokenTree
+
+    target, drafter = target_and_head
+    head = drafter.head
+    tokens = prompt(230, length=12)
+    states = target(tokens, output_hidden_states=True).hidden_states[-1]
+    unrolled = unrolled_states(head, tokens, states, levels=3, grad=False)   # [1, 3, 11, H]
+    p = 9                                                     # the depth-2 node t_9 under root t_7
+    drafter.reset()
+    drafter.observe(states[0, :7])
+    drafter.begin(tokens[0, :8], prefix_len=7)                # root t_7 at position 7
+    tree = TokenTree(tokens[0, 7], 4, tokens.device)
+    child = tree.add(torch.tensor([0]), tokens[0, 8:9], torch.zeros(1))
+    drafter.expand(tree, child, 7, 1)
+    grandchild = tree.add(child, tokens[0, 9:10], torch.zeros(1))
+    drafter.expand(tree, grandchild, 7, 2)
+    assert torch.allclose(drafter.predicted[0], unrolled[0, 0, 6], atol=1e-5)       # level 0 at position 7
+    assert torch.allclose(drafter.predicted[1], unrolled[0, 1, 7], atol=1e-5)       # level 1 at position 8
+    assert torch.allclose(drafter.predicted[2], unrolled[0, 2, p - 1], atol=1e-5)   # level 2 at position 9
+    mask = unrolled_mask(5, 3, "cpu")
+    assert mask[2 * 5 + 4].nonzero().flatten().tolist() == [0, 1, 2, 5 + 3, 10 + 4]
+
+
+def test_benchmark_runs_both_drafters_in_one_run(target_and_head):
+    from conftest import noisy_copy
+    from dynatree_lib.bench import parse_methods, run_benchmark
+    from dynatree_lib.models import ModelPair
+
+    target, drafter = target_and_head
+    pair = ModelPair(target, noisy_copy(target, 0.02), None, "tiny", target.device, target.dtype,
+                     head=drafter, default_drafter="head")
+    methods = parse_methods("hf-assisted,dynatree@model,dynatree@head,linear,fixed:depth=3:branch=2:"
+                            "threshold=0.05@head")
+    doc = run_benchmark(pair, [prompt(s).tolist()[0] for s in range(2)], methods, 12, warmup=1,
+                        progress=False)
+    drafters = {r["method"]: r["drafter"] for r in doc["records"]}
+    assert drafters == {"ar": None, "hf-assisted": None, "dynatree@model": "model", "dynatree@head": "head",
+                        "linear": "head", "fixed D=3 B=2 t=0.05@head": "head"}
+    assert all(r["verdict"] == "identical" for r in doc["records"])
+    assert doc["pair"]["default_drafter"] == "head" and doc["pair"]["head"]
