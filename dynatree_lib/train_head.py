@@ -12,8 +12,8 @@ its state every ``--checkpoint-every`` steps). Steps:
       (summarise, explain, answer a question about, continue, translate, list key points),
       so the head also sees the chat target's answers;
 2. train the head with the unrolled objective of :func:`head_loss`: level 1 reads the target's
-   states, level 2 and 3 read the head's own predictions one and two steps back, attending
-   exactly what a tree node at that depth attends at run time;
+   states, level 2 (and deeper with ``--levels``) reads the head's own prediction one step
+   back, attending exactly what a tree node at that depth attends at run time;
 3. export int8 weights to ``dynatree_lib/weights/embedded_head.safetensors`` and the curve to
    ``results/head_training.json``.
 """
@@ -239,8 +239,8 @@ def parse(argv) -> argparse.Namespace:
     p.add_argument("--seq-len", type=int, default=256)
     p.add_argument("--top-k", type=int, default=16)
     p.add_argument("--shortlist", type=int, default=8192)
-    p.add_argument("--levels", type=int, default=3, help="unrolled levels (tree depths) trained")
-    p.add_argument("--steps", type=int, default=2500)
+    p.add_argument("--levels", type=int, default=2, help="unrolled levels (tree depths) trained")
+    p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=6)
     p.add_argument("--lr", type=float, default=6e-4)
     p.add_argument("--eval-every", type=int, default=250)
