@@ -1,5 +1,5 @@
-"""nbval runs the chapters on the embedded pair on the CPU, also on a machine with a GPU:
-the checked outputs were committed from that pair (the kernels inherit these variables)."""
+"""nbval runs the chapters on the embedded pair on the CPU, also on a machine with a
+GPU: the checked outputs were committed from that pair (the kernels inherit these)."""
 
 import os
 

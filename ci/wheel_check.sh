@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The package alone runs the book: build the wheel, install it (plus the embedded target's wheel,
 # --no-deps) into a fresh virtual environment outside the repository, copy the chapters into an
-# empty folder and execute each one there, with the model hub unreachable.
+# empty folder and execute each one there through its data-loading cells, with the model hub
+# unreachable.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d)
@@ -20,5 +21,5 @@ cp "$ROOT"/book/*.ipynb "$WORK/chapters/"
 cd "$WORK/chapters"
 python -c "import dynatree_lib, sys; assert 'site-packages' in dynatree_lib.__file__, dynatree_lib.__file__"
 export HF_HUB_OFFLINE=1 DYNATREE_PAIR=embedded DYNATREE_DEVICE=cpu
-python "$ROOT/scripts/execute_book.py" --no-save ./*.ipynb
-echo "wheel check: every chapter ran from the installed package alone"
+python "$ROOT/scripts/execute_book.py" --no-save --through-data ./*.ipynb
+echo "wheel check: every chapter ran through its data-loading cells from the installed package alone"

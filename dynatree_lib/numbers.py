@@ -8,16 +8,30 @@ both from the committed files and fails when a chapter or the README disagrees w
 
 from __future__ import annotations
 
+import json
+import re
+
 from .bench import read_results
 from .costs import read_costs
 from .resources import find_results
 
 MAIN = {"wikitext2": "main_wikitext2_embedded_cpu.json", "pg19": "main_pg19_embedded_cpu.json"}
 SPEC_BENCH = "spec_bench_embedded_cpu.json"
-TABLE_METHODS = (("hf", "HF `generate` greedy"), ("hf-assisted", "HF assisted generation"),
-                 ("prompt-lookup", "HF prompt lookup"), ("linear", "Linear (k = 8)"),
-                 ("fixed", "FixedTree (8, 3, 0.1)"), ("dynatree", "**DynaTree**"),
-                 ("dynatree+lookup", "DynaTree + lookup (extension)"))
+TABLE_METHODS = (("hf", "HF `generate` greedy"), ("hf-assisted", "HF assisted generation (draft model)"),
+                 ("prompt-lookup", "HF prompt lookup"),
+                 ("linear@model", "Linear (k = 8), draft model"),
+                 ("fixed@model", "FixedTree (8, 3, 0.1), draft model"),
+                 ("dynatree@model", "DynaTree, draft model"),
+                 ("dynatree+lookup@model", "DynaTree + lookup (extension), draft model"),
+                 ("linear@head", "Linear (k = 8), feature head"),
+                 ("fixed@head", "FixedTree (8, 3, 0.1), feature head"),
+                 ("dynatree@head", "**DynaTree, feature head**"),
+                 ("dynatree+lookup@head", "DynaTree + lookup (extension), feature head"))
+
+
+def slug(label: str) -> str:
+    """A method label as part of a number's name: ``dynatree+lookup@head`` -> ``dynatree_lookup_head``."""
+    return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
 
 
 def _mean(doc: dict, label: str, metric: str) -> float:
@@ -40,20 +54,40 @@ def book_numbers() -> dict[str, float | str]:
         numbers[f"{key}_date"] = doc["environment"]["date"][:10]
         numbers[f"{key}_prompts"] = doc["protocol"]["num_prompts"]
         for label in doc["aggregates"]:
-            slug = label.replace("+", "_").replace("-", "_")
-            numbers[f"{key}_{slug}_speedup"] = _mean(doc, label, "speedup")
-            numbers[f"{key}_{slug}_tau"] = _mean(doc, label, "tau")
+            numbers[f"{key}_{slug(label)}_speedup"] = _mean(doc, label, "speedup")
+            numbers[f"{key}_{slug(label)}_tau"] = _mean(doc, label, "tau")
         numbers[f"{key}_exact"] = "yes" if all(a["identical_to_ar"] for a in doc["aggregates"].values()) \
             else "NO"
         if dataset == "wikitext2":
-            a = doc["aggregates"]["dynatree"]
-            iterations = a["iterations"]["mean"]
-            numbers["wt_dynatree_verify_ms"] = 1000 * a["time_verify"]["mean"] / iterations
-            numbers["wt_dynatree_draft_ms"] = 1000 * a["time_draft"]["mean"] / iterations
-            numbers["wt_dynatree_other_ms"] = 1000 * a["time_other"]["mean"] / iterations
-            numbers["wt_dynatree_nodes"] = a["mean_tree_size"]["mean"]
-            numbers["wt_dynatree_draft_forwards"] = a["draft_forwards"]["mean"] / iterations
+            for label in ("dynatree@model", "dynatree@head"):
+                if label not in doc["aggregates"]:
+                    continue
+                a, name = doc["aggregates"][label], f"wt_{slug(label)}"
+                iterations = a["iterations"]["mean"]
+                numbers[f"{name}_verify_ms"] = 1000 * a["time_verify"]["mean"] / iterations
+                numbers[f"{name}_draft_ms"] = 1000 * a["time_draft"]["mean"] / iterations
+                numbers[f"{name}_other_ms"] = 1000 * a["time_other"]["mean"] / iterations
+                numbers[f"{name}_nodes"] = a["mean_tree_size"]["mean"]
+                numbers[f"{name}_draft_forwards"] = a["draft_forwards"]["mean"] / iterations
+                numbers[f"{name}_acceptance"] = a["acceptance_rate"]["mean"]
             numbers["wt_ar_ms"] = 1000 * _mean(doc, "ar", "time_total") / _mean(doc, "ar", "new_tokens")
+    if _available("embedded_draft_quality.json"):
+        report = json.loads(find_results("embedded_draft_quality.json")[0].read_text())
+        numbers["dq_model_agreement"] = report["teacher_forced_agreement"]
+        numbers["dq_model_cost"] = report["cost"]["ratio"]
+        numbers["dq_model_linear_acceptance"] = report["linear_acceptance"]["per_token"]
+        if "head" in report:
+            for depth, value in enumerate(report["head"]["agreement"]["by_depth"], 1):
+                numbers[f"dq_head_agreement_{depth}"] = value
+            numbers["dq_head_cost"] = report["head"]["cost"]["ratio"]
+            numbers["dq_head_linear_acceptance"] = report["head"]["linear_acceptance"]["per_token"]
+    if _available("head_training.json"):
+        curve = json.loads(find_results("head_training.json")[0].read_text())
+        numbers["ht_minutes"] = curve["total_seconds"] / 60
+        numbers["ht_steps"] = curve["meta"]["steps"]
+        numbers["ht_positions"] = curve["meta"]["training_positions"]
+        for depth, value in enumerate(curve["curve"][-1]["agreement"], 1):
+            numbers[f"ht_heldout_agreement_{depth}"] = value
     if _available("costs_embedded_cpu.json"):
         costs = read_costs("costs_embedded_cpu.json")
         for weights in ("default", "packed"):
@@ -65,6 +99,37 @@ def book_numbers() -> dict[str, float | str]:
         draft = costs["curves"]["draft"].get("packed") or costs["curves"]["draft"]["default"]
         target = costs["curves"]["target"].get("packed") or costs["curves"]["target"]["default"]
         numbers["cost_beta"] = draft["1"] / target["1"]
+    if _available("ablation_wikitext2_embedded_cpu.json"):
+        doc = read_results("ablation_wikitext2_embedded_cpu.json")
+        for i, label in enumerate(doc["aggregates"]):
+            if label != "ar":
+                numbers[f"ab_{i}_speedup"] = _mean(doc, label, "speedup")
+                numbers[f"ab_{i}_tau"] = _mean(doc, label, "tau")
+                numbers[f"ab_{i}_draft_forwards"] = _mean(doc, label, "draft_forwards") / _mean(
+                    doc, label, "iterations")
+    if _available("sweep_fixed_wikitext2_embedded_cpu.json"):
+        doc = read_results("sweep_fixed_wikitext2_embedded_cpu.json")
+        fixed = [m for m in doc["aggregates"] if m.startswith("fixed")]
+        best = max(fixed, key=lambda m: _mean(doc, m, "speedup"))
+        numbers["sw_trees"] = len(fixed)
+        numbers["sw_best"] = best
+        numbers["sw_best_speedup"] = _mean(doc, best, "speedup")
+        numbers["sw_dynatree_speedup"] = _mean(doc, "dynatree", "speedup")
+        numbers["sw_worst_speedup"] = min(_mean(doc, m, "speedup") for m in fixed)
+    if _available("sensitivity_wikitext2_embedded_cpu.json"):
+        doc = read_results("sensitivity_wikitext2_embedded_cpu.json")
+        variants = [m for m in doc["aggregates"] if m != "ar"]
+        numbers["se_default_speedup"] = _mean(doc, "dynatree default", "speedup")
+        numbers["se_min_speedup"] = min(_mean(doc, m, "speedup") for m in variants)
+        numbers["se_max_speedup"] = max(_mean(doc, m, "speedup") for m in variants)
+        numbers["se_best"] = max(variants, key=lambda m: _mean(doc, m, "speedup"))
+    lengths = find_results("scaling_length_wikitext2_embedded_cpu_T*.json")
+    if lengths:
+        docs = sorted((read_results(p) for p in lengths), key=lambda d: d["protocol"]["max_new_tokens"])
+        numbers["sl_short_T"] = docs[0]["protocol"]["max_new_tokens"]
+        numbers["sl_long_T"] = docs[-1]["protocol"]["max_new_tokens"]
+        numbers["sl_short_dynatree_speedup"] = _mean(docs[0], "dynatree", "speedup")
+        numbers["sl_long_dynatree_speedup"] = _mean(docs[-1], "dynatree", "speedup")
     if _available(SPEC_BENCH):
         doc = read_results(SPEC_BENCH)
         numbers["sb_per_group"] = doc["protocol"].get("per_group") or 80
@@ -72,9 +137,9 @@ def book_numbers() -> dict[str, float | str]:
         numbers["sb_exact"] = "yes" if all(a["identical_to_ar"] for a in doc["aggregates"].values()) else "NO"
         for group, totals in doc["groups"].items():
             for label, t in totals.items():
-                slug = label.replace("+", "_").replace("-", "_").replace(" ", "_").replace("=", "")
-                numbers[f"sb_{group}_{slug}_speedup"] = t["speedup"]
-                numbers[f"sb_{group}_{slug}_tau"] = t["tau"]
+                numbers[f"sb_{group}_{slug(label)}_speedup"] = t["speedup"]
+                numbers[f"sb_{group}_{slug(label)}_tau"] = t["tau"]
+            numbers[f"sb_{group}_copy_rate"] = totals["ar"]["copy_rate"]
     return numbers
 
 

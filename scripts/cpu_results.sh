@@ -1,22 +1,33 @@
 #!/usr/bin/env bash
-# Regenerates every committed CPU result of the embedded pair (results/README.md lists them).
-# About 50 minutes on a 2-core CPU (the draft's training curves come from train_draft, not from here). Each line can also be run on its own.
+# Regenerates every committed CPU result of the embedded pair (results/README.md lists them), in
+# about 2.5 hours on a 2-core CPU. The draft's and the head's training curves come from their
+# training commands, not from here. Each line can also be run on its own.
+#   bash scripts/cpu_results.sh            # everything
+#   bash scripts/cpu_results.sh drafts     # only the files that compare the two drafters
 set -euo pipefail
 cd "$(dirname "$0")/.."
-P="--pair embedded"
-python -m dynatree_lib draft-report $P --output results/embedded_draft_quality.json
-python -m dynatree_lib costs $P --output results/costs_embedded_cpu.json
+[ -d .venv ] && . .venv/bin/activate
+P="--pair embedded --results-dir results"
+# Our methods with the causal-LM draft (@model) and with the feature head (@head), and the peers.
+BOTH="ar,hf,hf-assisted,prompt-lookup,linear@model,fixed@model,dynatree@model,dynatree+lookup@model"
+BOTH="$BOTH,linear@head,fixed@head,dynatree@head,dynatree+lookup@head"
+python -m dynatree_lib draft-report $P
+python -m dynatree_lib costs $P
 python -m dynatree_lib bench $P --dataset wikitext2 --num-prompts 10 --warmup 2 --max-new-tokens 128 \
-    --output results/main_wikitext2_embedded_cpu.json
+    --methods "$BOTH"
+python -m dynatree_lib bench $P --dataset spec_bench --per-group 6 --warmup 2 --max-new-tokens 128 \
+    --methods "ar,hf,hf-assisted,prompt-lookup,fixed@model,dynatree@model,linear@head,fixed@head,dynatree@head,dynatree+lookup@head"
 python -m dynatree_lib bench $P --dataset pg19 --num-prompts 10 --warmup 2 --max-new-tokens 128 \
-    --output results/main_pg19_embedded_cpu.json
-python -m dynatree_lib ablation $P --dataset wikitext2 --num-prompts 5 --warmup 1 --max-new-tokens 128 \
-    --output results/ablation_wikitext2_embedded_cpu.json
-python -m dynatree_lib sweep fixed $P --dataset wikitext2 --depths 3,5,8 --branches 1,2,3 --thresholds 0.05,0.2 \
-    --num-prompts 5 --warmup 1 --max-new-tokens 128 --output results/sweep_fixed_wikitext2_embedded_cpu.json
-python -m dynatree_lib sweep dynatree $P --dataset wikitext2 --num-prompts 5 --warmup 1 --max-new-tokens 128 \
-    --output results/sensitivity_wikitext2_embedded_cpu.json
-python -m dynatree_lib scaling length $P --dataset wikitext2 --grid 32,64,128,256 --num-prompts 3 --warmup 1 \
-    --output results/scaling_length_wikitext2_embedded_cpu.json
+    --methods "$BOTH"
+[ "${1:-}" = "drafts" ] && exit 0
+# The rest with the pair's default drafter (models.EMBEDDED_DRAFTER, the faster one above).
+python -m dynatree_lib bench $P --dataset wikitext2 --num-prompts 10 --warmup 2 --max-new-tokens 128 \
+    --no-pack --methods ar,dynatree --output results/nopack_wikitext2_embedded_cpu.json
+python -m dynatree_lib ablation $P --dataset wikitext2 --num-prompts 5 --warmup 1 --max-new-tokens 128
+python -m dynatree_lib sweep fixed $P --dataset wikitext2 --depths 3,5,8 --branches 1,2,3 \
+    --thresholds 0.05,0.2 --num-prompts 5 --warmup 1 --max-new-tokens 128
+python -m dynatree_lib sweep dynatree $P --dataset wikitext2 --num-prompts 5 --warmup 1 --max-new-tokens 128
+python -m dynatree_lib scaling length $P --dataset wikitext2 --grid 32,64,128,256 --num-prompts 3 --warmup 1
 python -m dynatree_lib scaling prompt $P --dataset wikitext2 --grid 64,128,256,512 --num-prompts 3 --warmup 1 \
-    --max-new-tokens 128 --output results/scaling_prompt_wikitext2_embedded_cpu.json
+    --max-new-tokens 128
+python -m dynatree_lib explore $P --dataset wikitext2 --num-prompts 4 --warmup 1 --max-new-tokens 64

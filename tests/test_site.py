@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("DYNATREE_CHROMIUM", "/usr/bin/chromium")
 PAGES = ["book/00_introduction", "book/01_autoregressive", "book/02_linear_speculation",
          "book/03_token_trees", "book/04_dynatree", "book/05_benchmarks", "book/06_ablations",
+         "book/07_feature_head",
          "book/appendix_a_gpu", "book/appendix_b_api", "book/appendix_c_correctness", "book/references"]
 # Pages whose figures must include a plotly slider / dropdown that changes the figure.
 SLIDER_PAGES = {"book/03_token_trees", "book/04_dynatree", "book/06_ablations"}
@@ -128,6 +129,28 @@ def test_static_slider_changes_the_figure(site, page_name):
         page.mouse.click(box["x"] + box["width"] * 0.97, box["y"] + box["height"] / 2)
         page.wait_for_timeout(500)
         assert handle.evaluate(_STATE) != before, "moving the slider did not change the figure"
+    finally:
+        page.close()
+
+
+def test_explorer_menus_redraw_the_tree_without_a_kernel(site):
+    """Chapter 4's explorer: every menu picks another precomputed setting and the figure follows."""
+    page, errors = _open(site, "book/04_dynatree")
+    try:
+        root = page.locator(".dynatree-explorer").first
+        root.scroll_into_view_if_needed()
+        plot = root.locator(".dt-plot")
+        state = "gd => JSON.stringify([gd.layout.title.text, gd.data.map(t => (t.x || []).length)])"
+        assert plot.locator("svg.main-svg").count() > 0, "the explorer drew nothing"
+        seen = {plot.evaluate(state)}
+        for key, value in (("max_depth", "3"), ("max_branch", "1"), ("threshold", "0.02"),
+                           ("iteration", "1")):
+            root.locator(f'select[data-key="{key}"]').select_option(value)
+            page.wait_for_timeout(300)
+            seen.add(plot.evaluate(state))
+        assert len(seen) >= 4, "changing the explorer's menus did not change the tree"
+        assert "tau" in root.locator(".dt-stats").inner_text()
+        assert not [e for e in errors if not any(p.search(e) for p in CONSOLE_ALLOW)], errors
     finally:
         page.close()
 

@@ -1,0 +1,56 @@
+"""Every number the chapters and the README state from results files equals what the files say.
+
+The chapters glue ``dynatree_lib.numbers.book_numbers()`` into their prose; the README's table is
+written by ``scripts/update_readme.py``. When a results file changes and nobody re-executes the
+chapter or regenerates the table, these tests fail.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+pytest.importorskip("myst_nb")
+
+from myst_nb.ext.glue import GLUE_PREFIX  # noqa: E402
+
+from dynatree_lib.numbers import book_numbers  # noqa: E402
+
+
+def glued(path: Path) -> dict[str, str]:
+    """{name: stored text/plain} of every glue output committed in a notebook."""
+    values = {}
+    for cell in nbformat.read(path, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            scrap = output.get("metadata", {}).get("scrapbook")
+            if scrap:
+                values[scrap["name"]] = output["data"].get(GLUE_PREFIX + "text/plain",
+                                                           output["data"].get("text/plain"))
+    return values
+
+
+def test_readme_table_matches_the_results_files():
+    import update_readme
+
+    assert update_readme.main(check=True) == 0, "run: python scripts/update_readme.py"
+
+
+@pytest.mark.parametrize("chapter", sorted((ROOT / "book").glob("*.ipynb")), ids=lambda p: p.stem)
+def test_glued_result_numbers_match_the_files(chapter):
+    numbers = book_numbers()
+    stored = glued(chapter)
+    for name, text in stored.items():
+        if name.startswith("r_"):
+            assert name[2:] in numbers, f"{chapter.name}: {name} is no longer computed"
+            assert text == repr(numbers[name[2:]]), (
+                f"{chapter.name}: {name} = {text}, the files say {numbers[name[2:]]!r}: re-execute "
+                "the chapter (python scripts/execute_book.py)")
+    referenced = set(re.findall(r"\{glue:text\}`([a-z0-9_]+)", chapter.read_text()))
+    missing = referenced - set(stored)
+    assert not missing, f"{chapter.name} refers to numbers it never glues: {sorted(missing)}"
