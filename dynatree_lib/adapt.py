@@ -1,11 +1,12 @@
 """History adaptation: a per-iteration proportional controller on recent acceptance.
 
-The statistic of one iteration is its *depth acceptance*
+The statistic of one iteration is its acceptance (the book's α, for one iteration)
 
-    a_t = (accepted draft tokens on the committed path) / (depth of the drafted tree)  in [0, 1],
+    α_t = (accepted draft tokens on the committed path) / (depth of the drafted tree)  in [0, 1],
 
 i.e. how much of the drafted depth the target kept (iterations that drafted nothing
-are skipped). The controller averages a_t over the last W iterations and, with
+are skipped; nodes grafted by context lookup are not the draft's and do not count). The
+controller averages α_t over the last W iterations and, with
 error e = mean(a) - alpha*, updates after every iteration
 
     D_0   <- clip(D_0 + k_D * e, 1, D_max)
@@ -46,5 +47,5 @@ class HistoryController:
 
     @property
     def depth(self) -> int:
-        """D_0 as used when growing the tree."""
+        """D_0 as used when growing the tree: rounded to the nearest integer (halves to even)."""
         return int(round(self.base_depth))

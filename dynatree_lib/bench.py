@@ -273,11 +273,12 @@ def sensitivity_specs() -> list[MethodSpec]:
     """DynaTree around its defaults: confidence thresholds, branch bounds, depth ranges."""
     specs = [spec("dynatree", "dynatree default")]
     for high, low in ((0.95, 0.5), (0.8, 0.3), (0.7, 0.2), (0.6, 0.1)):
-        specs.append(spec("dynatree", f"tau_h={high:g} tau_l={low:g}", tau_high=high, tau_low=low))
+        specs.append(spec("dynatree", f"θ_high={high:g} θ_low={low:g}", tau_high=high, tau_low=low))
     for lo, mid, hi in ((1, 1, 2), (1, 2, 4), (2, 3, 4)):
-        specs.append(spec("dynatree", f"B={lo}/{mid}/{hi}", min_branch=lo, mid_branch=mid, max_branch=hi))
+        specs.append(spec("dynatree", f"B_min/mid/max={lo}/{mid}/{hi}", min_branch=lo, mid_branch=mid,
+                          max_branch=hi))
     for base, top in ((3, 6), (4, 10), (6, 12)):
-        specs.append(spec("dynatree", f"D0={base} Dmax={top}", base_depth=base, max_depth=top))
+        specs.append(spec("dynatree", f"D_0={base} D_max={top}", base_depth=base, max_depth=top))
     return specs
 
 

@@ -21,11 +21,11 @@ TABLE_METHODS = (("hf", "HF `generate` greedy"), ("hf-assisted", "HF assisted ge
                  ("prompt-lookup", "HF prompt lookup"),
                  ("linear@model", "Linear (k = 8), draft model"),
                  ("fixed@model", "FixedTree (8, 3, 0.1), draft model"),
-                 ("dynatree@model", "DynaTree, draft model"),
+                 ("dynatree@model", "**DynaTree, draft model** (the embedded pair's default)"),
                  ("dynatree+lookup@model", "DynaTree + lookup (extension), draft model"),
                  ("linear@head", "Linear (k = 8), feature head"),
                  ("fixed@head", "FixedTree (8, 3, 0.1), feature head"),
-                 ("dynatree@head", "**DynaTree, feature head**"),
+                 ("dynatree@head", "DynaTree, feature head (chapter 7)"),
                  ("dynatree+lookup@head", "DynaTree + lookup (extension), feature head"))
 
 
@@ -85,6 +85,7 @@ def book_numbers() -> dict[str, float | str]:
         curve = json.loads(find_results("head_training.json")[0].read_text())
         numbers["ht_minutes"] = curve["total_seconds"] / 60
         numbers["ht_steps"] = curve["meta"]["steps"]
+        numbers["ht_steps_done"] = curve["meta"].get("steps_done", curve["meta"]["steps"])
         numbers["ht_positions"] = curve["meta"]["training_positions"]
         for depth, value in enumerate(curve["curve"][-1]["agreement"], 1):
             numbers[f"ht_heldout_agreement_{depth}"] = value
@@ -94,13 +95,18 @@ def book_numbers() -> dict[str, float | str]:
             curve = costs["curves"]["target"].get(weights)
             if curve:
                 numbers[f"cost_{weights}_ms"] = 1000 * curve["1"]
-                for n in ("4", "8", "16"):
+                for n in ("2", "4", "8", "16", "64"):
                     numbers[f"cost_{weights}_r{n}"] = curve[n] / curve["1"]
+        if "packed" in costs["curves"]["target"]:
+            numbers["cost_default_over_packed"] = numbers["cost_default_ms"] / numbers["cost_packed_ms"]
         draft = costs["curves"]["draft"].get("packed") or costs["curves"]["draft"]["default"]
         target = costs["curves"]["target"].get("packed") or costs["curves"]["target"]["default"]
         numbers["cost_beta"] = draft["1"] / target["1"]
     if _available("ablation_wikitext2_embedded_cpu.json"):
         doc = read_results("ablation_wikitext2_embedded_cpu.json")
+        numbers["ab_drafter"] = {"model": "the draft model", "head": "the feature head"}[
+            doc["pair"]["default_drafter"]]
+        numbers["ab_prompts"] = doc["protocol"]["num_prompts"]
         for i, label in enumerate(doc["aggregates"]):
             if label != "ar":
                 numbers[f"ab_{i}_speedup"] = _mean(doc, label, "speedup")
@@ -119,6 +125,7 @@ def book_numbers() -> dict[str, float | str]:
     if _available("sensitivity_wikitext2_embedded_cpu.json"):
         doc = read_results("sensitivity_wikitext2_embedded_cpu.json")
         variants = [m for m in doc["aggregates"] if m != "ar"]
+        numbers["se_prompts"] = doc["protocol"]["num_prompts"]
         numbers["se_default_speedup"] = _mean(doc, "dynatree default", "speedup")
         numbers["se_min_speedup"] = min(_mean(doc, m, "speedup") for m in variants)
         numbers["se_max_speedup"] = max(_mean(doc, m, "speedup") for m in variants)
@@ -126,10 +133,20 @@ def book_numbers() -> dict[str, float | str]:
     lengths = find_results("scaling_length_wikitext2_embedded_cpu_T*.json")
     if lengths:
         docs = sorted((read_results(p) for p in lengths), key=lambda d: d["protocol"]["max_new_tokens"])
+        numbers["sl_prompts"] = docs[0]["protocol"]["num_prompts"]
         numbers["sl_short_T"] = docs[0]["protocol"]["max_new_tokens"]
         numbers["sl_long_T"] = docs[-1]["protocol"]["max_new_tokens"]
         numbers["sl_short_dynatree_speedup"] = _mean(docs[0], "dynatree", "speedup")
         numbers["sl_long_dynatree_speedup"] = _mean(docs[-1], "dynatree", "speedup")
+        numbers["sl_trend"] = "rises" if numbers["sl_long_dynatree_speedup"] > numbers[
+            "sl_short_dynatree_speedup"] else "falls"
+    prompt_lengths = find_results("scaling_prompt_wikitext2_embedded_cpu_P*.json")
+    if prompt_lengths:
+        docs = [read_results(p) for p in prompt_lengths]
+        numbers["sp_prompts"] = docs[0]["protocol"]["num_prompts"]
+        speedups = [_mean(d, "dynatree", "speedup") for d in docs]
+        numbers["sp_min_dynatree_speedup"] = min(speedups)
+        numbers["sp_max_dynatree_speedup"] = max(speedups)
     if _available(SPEC_BENCH):
         doc = read_results(SPEC_BENCH)
         numbers["sb_per_group"] = doc["protocol"].get("per_group") or 80

@@ -248,6 +248,9 @@ def parse(argv) -> argparse.Namespace:
     p.add_argument("--heldout", type=int, default=24, help="sequences of each source kept for monitoring")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p.add_argument("--until", type=int, default=None,
+                   help="stop after this step and export (the schedule stays the one of --steps); "
+                        "a later --resume continues")
     p.add_argument("--output", type=Path, default=HEAD_WEIGHTS)
     p.add_argument("--curve", type=Path, default=output_dir() / "head_training.json")
     return p.parse_args(argv)
@@ -255,6 +258,9 @@ def parse(argv) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    until = args.steps if args.until is None else args.until
+    if not 0 < until <= args.steps:
+        raise SystemExit(f"--until must be in 1..--steps ({args.steps}), got {until}")
     torch.manual_seed(args.seed)
     started = time.time()
     target, tokenizer = load_embedded_target()
@@ -304,8 +310,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{int(train['mask'].sum())} training positions; shortlist covers {coverage:.3f} of the "
               f"target's top-1; initial held-out agreement by level {curve[0]['agreement']}", flush=True)
     running, running_levels = [], []
-    bar = tqdm(range(step + 1, args.steps + 1), desc="training the head", unit="step", initial=step,
-               total=args.steps)
+    bar = tqdm(range(step + 1, until + 1), desc="training the head", unit="step", initial=step,
+               total=until)
     head.train()
     for step in bar:
         rows = torch.randint(0, train["chunks"].shape[0], (args.batch,), generator=generator)
@@ -318,20 +324,22 @@ def main(argv: list[str] | None = None) -> None:
         schedule.step()
         running.append(loss.item())
         running_levels.append(per_level)
-        if step % args.eval_every == 0 or step == args.steps:
+        if step % args.eval_every == 0 or step == until:
             levels_loss = [sum(x) / len(x) for x in zip(*running_levels, strict=True)]
             curve.append(evaluate(sum(running) / len(running), levels_loss))
             running, running_levels = [], []
             bar.set_postfix(loss=f"{curve[-1]['loss']:.3f}",
                             agree="/".join(f"{a:.2f}" for a in curve[-1]["agreement"]))
-        if step % args.checkpoint_every == 0 or step == args.steps:
+        if step % args.checkpoint_every == 0 or step == until:
             torch.save({"step": step, "head": head.state_dict(), "optimizer": optimizer.state_dict(),
                         "schedule": schedule.state_dict(), "generator": generator.get_state(),
                         "curve": curve, "timings": {**timings, "previous_seconds": time.time() - started
                                                     + timings.get("previous_seconds", 0.0)}},
                        checkpoint_path(args))
+    if curve[-1]["step"] != step:  # resumed from a checkpoint between two evaluations
+        curve.append(evaluate(None, None))
     total = time.time() - started + timings.get("previous_seconds", 0.0)
-    meta = {"seed": args.seed, "steps": args.steps, "levels": args.levels,
+    meta = {"seed": args.seed, "steps": args.steps, "steps_done": step, "levels": args.levels,
             "shortlist_size": shortlist.numel(),
             "sources": data["sources"], "training_positions": int(train["mask"].sum()),
             "label_tokens": args.label_tokens, "continuations": args.continuations, "chat": args.chat}

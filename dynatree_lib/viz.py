@@ -375,8 +375,8 @@ def sensitivity_figure(doc: dict) -> go.Figure:
     for label in doc["aggregates"]:
         if label == "ar":
             continue
-        group = ("default" if label.endswith("default") else "thresholds" if label.startswith("tau")
-                 else "breadth" if label.startswith("B=") else "depth")
+        group = ("default" if label.endswith("default") else "thresholds" if label.startswith("θ")
+                 else "breadth" if label.startswith("B_") else "depth")
         groups.setdefault(group, []).append(label)
     fig = go.Figure()
     for group, labels in groups.items():
@@ -424,7 +424,7 @@ def scaling_figure(length_docs: list[dict], prompt_docs: list[dict]) -> go.Figur
 
 # ---- the static explorer: controls over a precomputed results file, no kernel needed -------------
 
-EXPLORER_KEYS = (("max_depth", "D_max"), ("max_branch", "B_max"), ("tau_high", "τ_high"),
+EXPLORER_KEYS = (("max_depth", "D_max"), ("max_branch", "B_max"), ("tau_high", "θ_high"),
                  ("threshold", "ε (prune)"))
 
 
@@ -444,7 +444,7 @@ def _explorer_tree(tree: dict) -> dict:
 
 
 def explorer_html(doc: dict, element_id: str = "dynatree-explorer") -> str:
-    """Menus for D_max, B_max, τ_high and ε (and the iteration) over an ``explore`` results file:
+    """Menus for D_max, B_max, θ_high and ε (and the iteration) over an ``explore`` results file:
     the chosen setting's tree, tokens per forward and speedup, drawn by the page's plotly.js
     (``explorer.js`` next to this module)."""
     from importlib import resources

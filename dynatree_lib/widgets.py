@@ -23,7 +23,7 @@ RANGES = {"k": (1, 16), "depth": (1, 16), "base_depth": (1, 16), "max_depth": (1
           "min_branch": (1, 6), "mid_branch": (1, 6), "max_branch": (1, 6), "max_nodes": (1, 256),
           "history_window": (1, 50), "lookup": (0, 32), "lookup_ngram": (1, 6)}
 SYMBOLS = {"base_depth": "D_0", "max_depth": "D_max", "min_branch": "B_min", "mid_branch": "B_mid",
-           "max_branch": "B_max", "tau_high": "τ_high", "tau_low": "τ_low", "rho_stop": "ρ_stop",
+           "max_branch": "B_max", "tau_high": "θ_high", "tau_low": "θ_low", "rho_stop": "ρ_stop",
            "rho_deep": "ρ_deep", "threshold": "ε (prune)", "max_nodes": "N_max", "history_window": "W",
            "target_acceptance": "α*", "depth_gain": "k_D", "tau_gain": "k_τ", "lookup": "lookup L",
            "lookup_ngram": "lookup n-gram", "depth": "D", "branch": "B", "k": "k", "adapt": "adapt"}

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Regenerates every committed CPU result of the embedded pair (results/README.md lists them), in
-# about 2.5 hours on a 2-core CPU. The draft's and the head's training curves come from their
-# training commands, not from here. Each line can also be run on its own.
+# Regenerates every committed CPU result of the embedded pair (results/README.md lists them): about
+# 2.5 hours on a 2-core CPU in sequence, 1 h 40 min as its two halves side by side. The draft's and
+# the head's training curves come from their training commands, not from here. Each line can also
+# be run on its own.
 #   bash scripts/cpu_results.sh            # everything
 #   bash scripts/cpu_results.sh drafts     # only the files that compare the two drafters
+#   bash scripts/cpu_results.sh rest       # only the studies with the pair's default drafter
+# (the committed files were made with `drafts` and `rest` side by side, OMP_NUM_THREADS=1 each:
+# every file records its thread count; ratios inside a file come from one run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d .venv ] && . .venv/bin/activate
@@ -11,6 +15,9 @@ P="--pair embedded --results-dir results"
 # Our methods with the causal-LM draft (@model) and with the feature head (@head), and the peers.
 BOTH="ar,hf,hf-assisted,prompt-lookup,linear@model,fixed@model,dynatree@model,dynatree+lookup@model"
 BOTH="$BOTH,linear@head,fixed@head,dynatree@head,dynatree+lookup@head"
+PART="${1:-all}"
+case "$PART" in all|drafts|rest) ;; *) echo "usage: $0 [all|drafts|rest]" >&2; exit 2;; esac
+if [ "$PART" != rest ]; then
 python -m dynatree_lib draft-report $P
 python -m dynatree_lib costs $P
 python -m dynatree_lib bench $P --dataset wikitext2 --num-prompts 10 --warmup 2 --max-new-tokens 128 \
@@ -19,8 +26,9 @@ python -m dynatree_lib bench $P --dataset spec_bench --per-group 6 --warmup 2 --
     --methods "ar,hf,hf-assisted,prompt-lookup,fixed@model,dynatree@model,linear@head,fixed@head,dynatree@head,dynatree+lookup@head"
 python -m dynatree_lib bench $P --dataset pg19 --num-prompts 10 --warmup 2 --max-new-tokens 128 \
     --methods "$BOTH"
-[ "${1:-}" = "drafts" ] && exit 0
-# The rest with the pair's default drafter (models.EMBEDDED_DRAFTER, the faster one above).
+fi
+[ "$PART" = drafts ] && exit 0
+# The rest with the pair's default drafter (models.EMBEDDED_DRAFTER: the draft model).
 python -m dynatree_lib bench $P --dataset wikitext2 --num-prompts 10 --warmup 2 --max-new-tokens 128 \
     --no-pack --methods ar,dynatree --output results/nopack_wikitext2_embedded_cpu.json
 python -m dynatree_lib ablation $P --dataset wikitext2 --num-prompts 5 --warmup 1 --max-new-tokens 128

@@ -6,8 +6,8 @@ import copy
 import json
 
 import pytest
+from tiny_models import prompt
 
-from conftest import prompt
 from dynatree_lib.bench import format_table, read_results, run_benchmark, spec, validate, write_results
 from dynatree_lib.models import ModelPair
 

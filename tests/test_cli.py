@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from tiny_models import VOCAB, build_target, noisy_copy
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from conftest import VOCAB, build_target, noisy_copy
 from dynatree_lib.__main__ import main
 
 

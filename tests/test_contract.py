@@ -13,10 +13,10 @@ import copy
 
 import pytest
 import torch
+from tiny_models import VOCAB, build_target, hf_greedy, noisy_copy, prompt
 from transformers import MistralConfig, MistralForCausalLM
 
 import dynatree_lib.verify as verify
-from conftest import VOCAB, build_target, hf_greedy, noisy_copy, prompt
 from dynatree_lib import (
     Autoregressive,
     DynaTree,

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_models import prompt
 
-from conftest import prompt
 from dynatree_lib import (
     Autoregressive,
     DynaTree,

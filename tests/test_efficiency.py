@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from tiny_models import prompt
 
-from conftest import prompt
 from dynatree_lib import DynaTree, FixedTree, Linear, check_tree_attention, generate
 
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 import torch
+from tiny_models import hf_greedy
 
 import dynatree_lib.embedded as embedded
-from conftest import hf_greedy
 from dynatree_lib import Autoregressive, DynaTree, FixedTree, Linear, generate
 from dynatree_lib.data import prompt_set
 from dynatree_lib.draft_quality import (

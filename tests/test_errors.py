@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_models import build_target, prompt
 
-from conftest import build_target, prompt
 from dynatree_lib import (
     Autoregressive,
     DynaTree,

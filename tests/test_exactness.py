@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_models import build_target, hf_greedy, noisy_copy, prompt
 
-from conftest import build_target, hf_greedy, noisy_copy, prompt
 from dynatree_lib import Autoregressive, DynaTree, FixedTree, Linear, compare_with_autoregressive, generate
 from dynatree_lib.tree import TokenTree
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_models import build_target, hf_greedy, prompt
 
-from conftest import build_target, hf_greedy, prompt
 from dynatree_lib import Autoregressive, DynaTree, FixedTree, Linear, generate
 from dynatree_lib.feature_head import FeatureDrafter, build_head, load_head, save_head
 
@@ -96,7 +96,8 @@ def test_training_levels_see_what_tree_nodes_see(target_and_head):
 
 
 def test_benchmark_runs_both_drafters_in_one_run(target_and_head):
-    from conftest import noisy_copy
+    from tiny_models import noisy_copy
+
     from dynatree_lib.bench import parse_methods, run_benchmark
     from dynatree_lib.models import ModelPair
 
@@ -112,3 +113,11 @@ def test_benchmark_runs_both_drafters_in_one_run(target_and_head):
                         "linear": "head", "fixed D=3 B=2 t=0.05@head": "head"}
     assert all(r["verdict"] == "identical" for r in doc["records"])
     assert doc["pair"]["default_drafter"] == "head" and doc["pair"]["head"]
+
+
+def test_train_head_until_is_checked_before_any_work():
+    from dynatree_lib.train_head import main
+
+    for bad in (["--until", "0"], ["--steps", "10", "--until", "11"]):
+        with pytest.raises(SystemExit, match="--until must be in 1..--steps"):
+            main(bad)

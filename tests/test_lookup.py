@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_models import hf_greedy, prompt
 
-from conftest import hf_greedy, prompt
 from dynatree_lib import DynaTree, generate
 from dynatree_lib.bench import parse_methods
 from dynatree_lib.lookup import find_continuation, graft_chain

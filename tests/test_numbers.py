@@ -51,6 +51,6 @@ def test_glued_result_numbers_match_the_files(chapter):
             assert text == repr(numbers[name[2:]]), (
                 f"{chapter.name}: {name} = {text}, the files say {numbers[name[2:]]!r}: re-execute "
                 "the chapter (python scripts/execute_book.py)")
-    referenced = set(re.findall(r"\{glue:text\}`([a-z0-9_]+)", chapter.read_text()))
+    referenced = set(re.findall(r"\{glue:text\}`([A-Za-z0-9_]+)", chapter.read_text()))
     missing = referenced - set(stored)
     assert not missing, f"{chapter.name} refers to numbers it never glues: {sorted(missing)}"

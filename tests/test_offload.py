@@ -5,8 +5,8 @@ than one GPU"). On a GPU machine ``python -m dynatree_lib gpu-check`` runs a GPU
 from __future__ import annotations
 
 import pytest
+from tiny_models import build_target, hf_greedy, noisy_copy, prompt
 
-from conftest import build_target, hf_greedy, noisy_copy, prompt
 from dynatree_lib import Autoregressive, DynaTree, FixedTree, Linear, generate
 
 pytest.importorskip("accelerate")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_models import build_target, hf_greedy, noisy_copy, prompt
 from torch import nn
 
-from conftest import build_target, hf_greedy, noisy_copy, prompt
 from dynatree_lib import Autoregressive, DynaTree, FixedTree, Linear, generate, tree_logits_error
 from dynatree_lib.packing import PackedLinear, pack_linear_weights, packing_available
 from dynatree_lib.tree import TokenTree

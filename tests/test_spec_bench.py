@@ -4,10 +4,10 @@ EOS, per-group totals, schema) and the rule that no question ever reaches the tr
 from __future__ import annotations
 
 import pytest
+from tiny_models import VOCAB, build_target, noisy_copy
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from conftest import VOCAB, build_target, noisy_copy
 from dynatree_lib.bench import parse_methods, read_results, write_results
 from dynatree_lib.data import SPEC_BENCH_GROUPS, chat_prompt, spec_bench_questions, training_texts
 from dynatree_lib.models import ModelPair

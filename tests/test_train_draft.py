@@ -32,8 +32,8 @@ def test_first_chunk_out_of_range_is_a_clear_error(monkeypatch):
 
 def test_greedy_continuations_are_the_targets_greedy_output_and_labelled_by_it(tmp_path):
     import torch
+    from tiny_models import build_target, hf_greedy
 
-    from conftest import build_target, hf_greedy
     from dynatree_lib.train_draft import label_greedy_continuations
 
     target = build_target("llama")
@@ -56,9 +56,9 @@ def test_a_tiny_run_with_on_policy_data_records_what_it_saw(tmp_path, monkeypatc
     import json
 
     import torch
+    from tiny_models import build_target
 
     import dynatree_lib.train_draft as td
-    from conftest import build_target
     from dynatree_lib.embedded import load_draft_meta, load_embedded_draft
 
     class Tok:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
+from tiny_models import prompt
 
-from conftest import prompt
 from dynatree_lib import DynaTree, HistoryController, generate
 from dynatree_lib.drafting import growth_rule
 from dynatree_lib.tree import TokenTree
