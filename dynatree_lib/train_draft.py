@@ -225,6 +225,16 @@ def agreement(draft, chunks: torch.Tensor, top1: torch.Tensor, batch: int = 8) -
     return hits / total
 
 
+def optimizer_step(loss: torch.Tensor, params, optimizer, schedule) -> float:
+    """One training step shared by the draft and the head: backward, clip at 1.0, step; the loss."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    schedule.step()
+    return loss.item()
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m dynatree_lib.train_draft",
                                 description=__doc__.split("\n\n")[0])
@@ -366,12 +376,7 @@ def main(argv: list[str] | None = None) -> None:
         hidden = draft.model(train_x[batch].long()).last_hidden_state
         loss = distillation_loss(hidden, draft.lm_head(hidden), train_hidden[batch], train_ids[batch],
                                  train_logp[batch], slot)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        schedule.step()
-        running.append(loss.item())
+        running.append(optimizer_step(loss, params, optimizer, schedule))
         if step % args.eval_every == 0 or step == args.steps:
             point = evaluate(step, sum(running) / len(running))
             curve.append(point)

@@ -42,6 +42,7 @@ from .train_draft import (
     label,
     label_greedy_continuations,
     on_policy_prompts,
+    optimizer_step,
     packed_copy,
     pick_shortlist,
 )
@@ -317,12 +318,7 @@ def main(argv: list[str] | None = None) -> None:
         rows = torch.randint(0, train["chunks"].shape[0], (args.batch,), generator=generator)
         batch = {k: v[rows] for k, v in train.items()}
         loss, per_level = head_loss(head, batch, slot, args.levels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        schedule.step()
-        running.append(loss.item())
+        running.append(optimizer_step(loss, params, optimizer, schedule))
         running_levels.append(per_level)
         if step % args.eval_every == 0 or step == until:
             levels_loss = [sum(x) / len(x) for x in zip(*running_levels, strict=True)]
