@@ -145,7 +145,7 @@ def _bench_run(args, pair, methods, kind, output, max_new_tokens=None, max_promp
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from .bench import ablation_specs, fixed_grid, parse_methods, sensitivity_specs, spec
+    from .bench import ablation_specs, fixed_grid, linear_grid, parse_methods, sensitivity_specs, spec
     from .models import load_pair
 
     pair = load_pair(args.pair, device=args.device, pack_weights=not args.no_pack)
@@ -158,7 +158,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
         _explore_run(args, pair)
     elif args.command == "ablation":
         output = output_path(args, _default_stem(args, pair, "ablation") + ".json")
-        _bench_run(args, pair, ablation_specs(), "ablation", output)
+        grid = fixed_grid(_ints(args.depths), _ints(args.branches), _floats(args.thresholds))
+        _bench_run(args, pair, [*ablation_specs(), *grid, *linear_grid(_ints(args.ks))], "ablation", output)
     elif args.command == "sweep" and args.what == "fixed":
         grid = fixed_grid(_ints(args.depths), _ints(args.branches), _floats(args.thresholds))
         output = output_path(args, _default_stem(args, pair, "sweep_fixed") + ".json")
@@ -371,15 +372,20 @@ def main(argv: list[str] | None = None) -> None:
     for name, help_text in (("bench", "main comparison of methods over a prompt set"),
                             ("sweep", "fixed-tree grid (fixed) or DynaTree sensitivity (dynatree)"),
                             ("scaling", "generation-length (scaling length) or prompt-length grid"),
-                            ("ablation", "fixed tree -> + dynamic breadth/depth -> + history adaptation"),
+                            ("ablation", "fixed tree -> + dynamic breadth -> + dynamic depth -> + pruning "
+                                         "-> + history adaptation, with the fixed-tree and Linear(k) "
+                                         "sweeps on the same prompts"),
                             ("explore", "the static book's explorer: a grid of DynaTree settings, speed and "
                                         "first trees")):
         b = sub.add_parser(name, help=help_text)
         if name == "sweep":
             b.add_argument("what", choices=["fixed", "dynatree"])
+        if name in ("sweep", "ablation"):
             b.add_argument("--depths", default="3,5,8")
             b.add_argument("--branches", default="1,2,3")
             b.add_argument("--thresholds", default="0.05,0.1,0.2")
+        if name == "ablation":
+            b.add_argument("--ks", default="2,4,6,8", help="Linear(k) values run beside the ladder")
         if name == "scaling":
             b.add_argument("what", choices=["length", "prompt"])
             b.add_argument("--grid", required=True, help="comma-separated T or prompt-token values")

@@ -25,6 +25,7 @@ import torch
 from tqdm import tqdm
 
 from .exactness import classify_divergence
+from .repetition import copy_rate, self_repetition
 from .runner import HF_METHODS, OUR_METHODS, PROMPT_LOOKUP_TOKENS, MethodSpec, run_method, spec
 from .schema import validate as validate_schema
 
@@ -64,7 +65,8 @@ def _cpu_model() -> str:
 
 METRICS = ("throughput", "speedup", "ttft", "tpot", "tau", "acceptance_rate", "tree_efficiency",
            "iterations", "target_forwards", "draft_forwards", "peak_memory_bytes", "time_total",
-           "time_draft", "time_verify", "time_other", "mean_tree_size", "mean_lookup_nodes", "new_tokens")
+           "time_draft", "time_verify", "time_other", "mean_tree_size", "mean_lookup_nodes", "new_tokens",
+           "self_repetition", "copy_rate", "controller_at_bound")
 
 
 def judge(record: dict, ar: dict, target, input_ids: torch.Tensor) -> None:
@@ -122,7 +124,9 @@ def score_prompt(runs: dict[str, dict], methods: list[MethodSpec], target, input
     for method in methods:
         record = runs[method.label]
         record.update(prompt_index=prompt_index, prompt_tokens=input_ids.shape[1], method=method.label,
-                      speedup=record["throughput"] / ar["throughput"])
+                      speedup=record["throughput"] / ar["throughput"],
+                      self_repetition=self_repetition(record["tokens"]),
+                      copy_rate=copy_rate(input_ids[0].tolist(), record["tokens"]))
         judge(record, ar, target, input_ids)
         if record["verdict"] != "identical":
             print(f"WARNING: {method.label} differs from greedy AR on prompt {prompt_index} at new token "
@@ -217,7 +221,8 @@ def format_table(doc: dict) -> str:
 # ---- method sets of the experiments ------------------------------------------------------------
 
 # Named variants usable in --methods next to the method kinds.
-VARIANTS = {"dynatree+lookup": ("dynatree", {"lookup": PROMPT_LOOKUP_TOKENS})}
+VARIANTS = {"dynatree+lookup": ("dynatree", {"lookup": PROMPT_LOOKUP_TOKENS}),
+            "dynatree-paper": ("dynatree", {"controller": "paper"})}
 
 
 def parse_methods(names: str) -> list[MethodSpec]:
@@ -282,11 +287,23 @@ def sensitivity_specs() -> list[MethodSpec]:
     return specs
 
 
+OFF = 1e-6  # a probability threshold low enough to switch a rule off
+
+
 def ablation_specs(depth: int = 8, branch: int = 3, threshold: float = 0.05,
                    max_nodes: int = 256) -> list[MethodSpec]:
-    """Fixed tree -> + dynamic breadth and depth -> + history adaptation, with matched limits."""
-    return [spec("fixed", "fixed tree", depth=depth, branch=branch, threshold=threshold, max_nodes=max_nodes),
-            spec("dynatree", "+ dynamic breadth & depth", max_depth=depth, max_branch=branch,
-                 threshold=threshold, max_nodes=max_nodes, adapt=False),
-            spec("dynatree", "+ history adaptation", max_depth=depth, max_branch=branch,
-                 threshold=threshold, max_nodes=max_nodes, adapt=True)]
+    """DynaTree's rules added one at a time to a fixed tree with the same limits (D_max, B_max,
+    N_max): fixed tree -> + dynamic breadth -> + dynamic depth -> + pruning (epsilon) ->
+    + history adaptation, the relative controller (DynaTree's defaults) and the paper's."""
+    limits = dict(max_depth=depth, max_branch=branch, max_nodes=max_nodes)
+    no_gate = dict(base_depth=depth, rho_stop=OFF, rho_deep=OFF)  # every node expands to D_max
+    return [spec("fixed", "fixed tree", depth=depth, branch=branch, threshold=OFF, max_nodes=max_nodes),
+            spec("dynatree", "+ dynamic breadth", **limits, **no_gate, threshold=OFF, adapt=False),
+            spec("dynatree", "+ dynamic depth", **limits, threshold=OFF, adapt=False),
+            spec("dynatree", "+ pruning", **limits, threshold=threshold, adapt=False),
+            spec("dynatree", "+ history (relative)", **limits, threshold=threshold),
+            spec("dynatree", "+ history (paper)", **limits, threshold=threshold, controller="paper")]
+
+
+def linear_grid(ks: list[int]) -> list[MethodSpec]:
+    return [spec("linear", f"linear k={k}", k=k) for k in ks]

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from transformers import DynamicCache
 
-from .adapt import HistoryController
+from .adapt import HistoryController, bound_shares
 from .drafters import as_drafter
 from .drafting import draft_tree, growth_rule
 from .lookup import find_continuation, graft_chain
@@ -35,7 +35,10 @@ class GenerationStats:
     * ``accepted_drafted``: those the draft model proposed (what acceptance rates count);
     * ``drafted_depth``: depth of the draft's own tree (grafted lookup nodes excluded);
     * ``tree_sizes``: draft nodes per tree (root and lookup nodes excluded);
-    * ``lookup_nodes``: nodes grafted by ``DynaTree(lookup=L)`` (0 otherwise).
+    * ``lookup_nodes``: nodes grafted by ``DynaTree(lookup=L)`` (0 otherwise);
+    * ``base_depth``, ``tau_high``: DynaTree's D_0 and tau_high each tree was grown with;
+      ``controller_bounds``: the share of iterations with either at a bound of its range
+      (:func:`dynatree_lib.adapt.bound_shares`).
 
     Times are seconds, read after the device finished its queued work (``timing.now``).
     """
@@ -52,6 +55,7 @@ class GenerationStats:
     lookup_nodes: list[int] = field(default_factory=list)
     base_depth: list[float] = field(default_factory=list)
     tau_high: list[float] = field(default_factory=list)
+    controller_bounds: dict[str, float] | None = None
     time_prefill: float = 0.0
     time_draft: float = 0.0
     time_verify: float = 0.0
@@ -341,6 +345,8 @@ def _speculate(target, draft, input_ids, method, max_new_tokens, eos, vocab, pro
                                  drafted_nodes))
         prefix_len += len(committed)
         sequence = torch.cat([sequence, torch.tensor(committed, device=device)])
+    if controller is not None:
+        stats.controller_bounds = bound_shares(stats.base_depth, stats.tau_high, method)
 
 
 def _trace(tree, prefix_len, target_next, path, committed, drafted_nodes) -> IterationTrace:

@@ -26,6 +26,9 @@ def _check_unit(name: str, value: float, *, closed_low: bool = False) -> None:
         raise ValueError(f"{name} must lie in {interval}, got {value}")
 
 
+CONTROLLERS = ("relative", "paper")
+
+
 @dataclass(frozen=True)
 class Autoregressive:
     """Plain greedy decoding: one target forward per new token. The draft is unused."""
@@ -79,8 +82,12 @@ class DynaTree:
     * depth gating: u is expanded only if d(u) < D_max and p(u) >= rho_stop and
       (d(u) < D_0 or p(u) > rho_deep);
     * pruning: a child v with p(v) < epsilon is dropped; at most N_max draft nodes;
-    * history adaptation (``adapt=True``): after every iteration a proportional
-      controller moves D_0 and tau_high towards the target acceptance alpha*
+    * history adaptation (``adapt=True``): after every iteration a controller moves D_0
+      and tau_high on the draft's recent acceptance. ``controller="relative"`` (default)
+      offsets them from their configured values in proportion to how far the recent
+      acceptance lies above or below this generation's own mean; ``"paper"`` is the
+      published rule, an integrating step towards the fixed set point alpha*, which sits
+      at its bounds on a pair that never reaches alpha*
       (see :class:`dynatree_lib.adapt.HistoryController`).
 
     Args:
@@ -96,10 +103,13 @@ class DynaTree:
         threshold: epsilon, probability pruning threshold on p(u).
         max_nodes: N_max, strict budget of draft nodes per tree (root excluded).
         adapt: enable history adaptation (False gives the ablation without it).
-        history_window: W, iterations in the sliding window of the acceptance statistic.
-        target_acceptance: alpha*, the controller's set point for that statistic.
-        depth_gain: k_D, change of D_0 per unit of acceptance error per iteration.
-        tau_gain: k_tau, change of tau_high per unit of acceptance error per iteration.
+        controller: "relative" (default) or "paper", the rule history adaptation follows.
+        history_window: W, iterations the recent acceptance averages over (paper: a sliding
+            window; relative: the span of an exponential moving average).
+        target_acceptance: alpha*, the paper controller's set point (unused by "relative").
+        depth_gain: k_D; paper: change of D_0 per unit of acceptance error per iteration;
+            relative: levels added to D_0 at a recent acceptance twice the generation's mean.
+        tau_gain: k_tau, the same for tau_high (with the opposite sign).
         lookup: L, extension (not in the paper): graft up to L tokens copied from earlier
             context (prompt lookup) onto every tree, outside the N_max budget; 0 = off.
         lookup_ngram: longest suffix n-gram matched by the lookup.
@@ -117,6 +127,7 @@ class DynaTree:
     threshold: float = 0.05
     max_nodes: int = 256
     adapt: bool = True
+    controller: str = "relative"
     history_window: int = 10
     target_acceptance: float = 0.7
     depth_gain: float = 2.0
@@ -149,6 +160,8 @@ class DynaTree:
         _check_int("lookup_ngram", self.lookup_ngram, 1)
         if not isinstance(self.adapt, bool):
             raise ValueError(f"adapt must be True or False, got {self.adapt!r}")
+        if self.controller not in CONTROLLERS:
+            raise ValueError(f"controller must be one of {CONTROLLERS}, got {self.controller!r}")
 
 
 Method = Autoregressive | Linear | FixedTree | DynaTree

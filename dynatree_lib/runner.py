@@ -122,6 +122,9 @@ def run_method(method: MethodSpec, target, draft, input_ids: torch.Tensor, max_n
                   "tree_efficiency": s.tree_efficiency if s.iterations else None,
                   "accepted_per_depth": s.accepted_per_depth, "time_draft": s.time_draft,
                   "time_verify": s.time_verify, "time_other": s.time_other}
+        if s.controller_bounds is not None:
+            record["controller_bounds"] = s.controller_bounds
+            record["controller_at_bound"] = s.controller_bounds["any"]
         if s.tree_sizes:
             record["mean_tree_size"] = sum(s.tree_sizes) / len(s.tree_sizes)
             record["mean_lookup_nodes"] = sum(s.lookup_nodes) / len(s.lookup_nodes)

@@ -60,10 +60,9 @@ def run_spec_bench(pair, questions: list[SpecBenchQuestion], methods: list[Metho
                 if not measured:
                     continue
                 prompt_index = len(records) // len(methods)
-                copied = copy_rate(ids, ar["tokens"])
                 for record in score_prompt(runs, methods, pair.target, input_ids, prompt_index):
                     record.update(question_id=question.question_id, category=question.category,
-                                  group=question.group, turn=turn + 1, copy_rate=copied)
+                                  group=question.group, turn=turn + 1)
                     records.append(record)
     doc = {"schema": SCHEMA, "kind": "spec-bench", "environment": environment(pair.device, pair.dtype),
            "pair": pair_description(pair), "dataset": "spec_bench",
@@ -74,14 +73,6 @@ def run_spec_bench(pair, questions: list[SpecBenchQuestion], methods: list[Metho
            "methods": [asdict(m) for m in methods], "records": records,
            "aggregates": aggregate(records, labels), "groups": group_totals(records, labels)}
     return validate(doc)
-
-
-def copy_rate(prompt: list[int], output: list[int], n: int = 3) -> float | None:
-    """Fraction of the output's n-grams that also occur in the prompt: how much an answer
-    repeats its question (what prompt lookup can copy). None for outputs shorter than n."""
-    grams = {tuple(prompt[i:i + n]) for i in range(len(prompt) - n + 1)}
-    mine = [tuple(output[i:i + n]) for i in range(len(output) - n + 1)]
-    return sum(g in grams for g in mine) / len(mine) if mine else None
 
 
 def _chat_format(tokenizer) -> str:
@@ -104,9 +95,11 @@ def group_totals(records: list[dict], labels: list[str]) -> dict:
             tokens = sum(r["new_tokens"] for r in mine)
             seconds = sum(r["time_total"] for r in mine)
             rates = [r["copy_rate"] for r in mine if r.get("copy_rate") is not None]
+            loops = [r["self_repetition"] for r in mine if r.get("self_repetition") is not None]
             totals[label] = {"tokens": tokens, "seconds": seconds, "throughput": tokens / seconds,
                              "tau": tokens / sum(r["target_forwards"] for r in mine), "prompts": len(mine),
-                             "copy_rate": sum(rates) / len(rates) if rates else None}
+                             "copy_rate": sum(rates) / len(rates) if rates else None,
+                             "self_repetition": sum(loops) / len(loops) if loops else None}
         ar = next(label for label in labels if label == "ar")
         for label in labels:
             totals[label]["speedup"] = totals[label]["throughput"] / totals[ar]["throughput"]

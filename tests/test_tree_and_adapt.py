@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from tiny_models import prompt
 
 from dynatree_lib import DynaTree, HistoryController, generate
+from dynatree_lib.adapt import bound_shares
 from dynatree_lib.drafting import growth_rule
 from dynatree_lib.tree import TokenTree
 
@@ -43,8 +45,8 @@ def test_dynatree_breadth_and_depth_gating():
     assert growth_rule(method, HistoryController(method), depth_cap=1).max_depth == 1
 
 
-def test_controller_deepens_on_success_and_backs_off_on_failure():
-    method = DynaTree(base_depth=4, max_depth=8, target_acceptance=0.5)
+def test_paper_controller_integrates_towards_its_set_point_and_pins_when_unreachable():
+    method = DynaTree(base_depth=4, max_depth=8, target_acceptance=0.5, controller="paper")
     good = HistoryController(method)
     for _ in range(20):
         good.update(accepted_depth=6, drafted_depth=6)
@@ -53,14 +55,58 @@ def test_controller_deepens_on_success_and_backs_off_on_failure():
     for _ in range(20):
         bad.update(accepted_depth=0, drafted_depth=6)
     assert bad.base_depth == 1 and bad.tau_high == 0.99
+    # a constant acceptance below alpha* (the embedded pair's case) ends at the bounds
+    stuck = HistoryController(DynaTree(controller="paper"))
+    depths, taus = [], []
+    for _ in range(40):
+        depths.append(stuck.base_depth), taus.append(stuck.tau_high)
+        stuck.update(accepted_depth=2, drafted_depth=5)
+    assert bound_shares(depths, taus, stuck.config)["any"] > 0.75
     frozen = HistoryController(DynaTree(adapt=False))
     frozen.update(accepted_depth=5, drafted_depth=5)
     assert frozen.base_depth == 5 and not frozen.history
 
 
+@pytest.mark.parametrize("level", [0.0, 0.2, 0.45, 0.7, 1.0])
+def test_relative_controller_settles_inside_its_bounds_at_any_constant_acceptance(level):
+    method = DynaTree()
+    controller = HistoryController(method)
+    depths, taus = [], []
+    for _ in range(60):
+        depths.append(controller.base_depth), taus.append(controller.tau_high)
+        controller.update(accepted_depth=round(level * 5), drafted_depth=5)
+    assert controller.base_depth == pytest.approx(method.base_depth)
+    assert controller.tau_high == pytest.approx(method.tau_high)
+    assert bound_shares(depths, taus, method)["any"] == 0.0
+
+
+def test_relative_controller_deepens_on_a_good_stretch_and_returns():
+    method = DynaTree(base_depth=4, max_depth=8, depth_gain=2.0, tau_gain=0.1)
+    controller = HistoryController(method)
+    for _ in range(20):
+        controller.update(accepted_depth=1, drafted_depth=5)    # the pair's usual 0.2
+    for _ in range(5):
+        controller.update(accepted_depth=4, drafted_depth=5)    # an easy stretch
+    assert 5.0 < controller.base_depth <= 6.0 and controller.tau_high < method.tau_high
+    for _ in range(5):
+        controller.update(accepted_depth=0, drafted_depth=5)    # a hard one
+    assert controller.base_depth < 4.0 and controller.tau_high > method.tau_high
+    for _ in range(200):
+        controller.update(accepted_depth=1, drafted_depth=5)
+    assert abs(controller.base_depth - 4.0) < 0.5  # back near the configured operating point
+
+
+def test_bound_shares_count_each_bound():
+    method = DynaTree(max_depth=6, tau_low=0.4)
+    shares = bound_shares([1.0, 3.0, 6.0, 3.0], [0.9, 0.41, 0.99, 0.7], method)
+    assert shares == {"depth_low": 0.25, "depth_high": 0.25, "tau_low": 0.25, "tau_high": 0.25,
+                      "any": 0.75}
+    assert bound_shares([], [], method)["any"] == 0.0
+
+
 def test_controller_state_resets_per_call_unless_passed(pair):
     target, draft = pair
-    method = DynaTree(base_depth=2, target_acceptance=0.3)
+    method = DynaTree(base_depth=2, target_acceptance=0.3, controller="paper")
     first = generate(target, draft, prompt(4), method, 40, eos_token_id=[]).stats
     second = generate(target, draft, prompt(4), method, 40, eos_token_id=[]).stats
     assert first.base_depth[0] == second.base_depth[0] == 2.0
