@@ -1,38 +1,44 @@
-"""History adaptation: a per-iteration controller of D_0 and tau_high on recent acceptance.
+"""History adaptation: a per-iteration controller of DynaTree's base depth D_0 (and tau_high).
 
-The statistic of one iteration is its acceptance (the book's α, for one iteration)
+Two controllers, chosen by ``DynaTree(controller=...)``, read what each iteration's
+verification showed.
 
-    α_t = (accepted draft tokens on the committed path) / (depth of the drafted tree)  in [0, 1],
+``"paper"`` (the published rule). The statistic is the iteration's acceptance
 
-i.e. how much of the drafted depth the target kept (iterations that drafted nothing
-are skipped; nodes grafted by context lookup are not the draft's and do not count).
-Two controllers read it, chosen by ``DynaTree(controller=...)``:
+    α_t = (accepted draft tokens on the committed path) / (depth of the drafted tree),
 
-``"paper"`` (the published rule): the mean a of α_t over the last W iterations, the
-error e = a - alpha* against a fixed set point, and an incremental update
+its mean a over the last W iterations, the error e = a - alpha* against a fixed set
+point, and an incremental update
 
     D_0   <- clip(D_0 + k_D * e, 1, D_max)
     tau_h <- clip(tau_h - k_tau * e, tau_l + 0.01, 0.99).
 
-The update integrates e, so D_0 only stops moving where the draft's acceptance equals
-alpha*. A pair that never reaches alpha* (the embedded pair's α is 0.3-0.45 for any tree,
-alpha* = 0.7) walks both knobs to a bound and keeps them there: a constant e < 0 drives
-D_0 to 1 and tau_h to 0.99 within a few iterations, and the configured values stop
-mattering.
+The update integrates e, so D_0 only stops moving where the pair's acceptance equals
+alpha*. A pair that never reaches alpha* (the embedded pair's α is 0.3-0.55 for any
+tree; alpha* = 0.7) walks both knobs to a bound and keeps them there: D_0 = 1 and
+tau_h = 0.99, whatever the reader configured.
 
-``"relative"`` (the default): the set point is the pair's own acceptance, the mean of α_t
-over every iteration of this generation so far, and the controller is proportional around
-the configured operating point. With f an exponential moving average of α_t (span W) and
-r = clip((f - mean) / max(mean, 0.05), -1, 1) the relative error,
+``"goodput"`` (the default). No set point: the controller estimates how likely the
+target is to accept one more level of the tree, and picks the depth that pays. Level
+d + 1 of an iteration is *attempted* when levels 1..d were accepted and the tree
+reaches d + 1; an iteration that accepted A of its drafted depth D attempted
+A + [A < D] levels and passed A of them (a tree accepted to its full depth says nothing
+about the level below it). Discounted counts (weight 1 - 1/W per iteration, one
+pseudo-level at a = 1/2 to start) give the per-level acceptance a. Under the
+geometric model P(accept level d | levels < d accepted) = a, an iteration whose tree
+is D_0 levels deep commits 1 + a + ... + a^D_0 tokens on average (the bonus token
+included) and costs one verification (about one target step for the small trees
+DynaTree grows: chapter 1's cost curve) plus D_0 draft forwards of beta target steps
+each, so
 
-    D_0(t)   = clip(D_0 + k_D * r, 1, D_max)
-    tau_h(t) = clip(tau_h - k_tau * r, tau_l + 0.01, 0.99)
+    D_0 = argmax_{1 <= D <= D_max}  (1 + a + ... + a^D) / (1 + beta * D).
 
-so a stretch of text the draft predicts better than usual gets deeper, narrower trees,
-a harder stretch shallower, wider ones, and a constant acceptance of any level leaves
-the configured D_0 and tau_h as they are (r = 0). |r| <= 1 bounds the excursion by k_D
-levels and k_tau; alpha* is unused. D_0 is kept as a real number and rounded where the
-tree is grown.
+The optimum moves with a (beta = 0.18, the embedded draft's measured share: D_0 = 1 below
+a = 0.48, 2 up to 0.65, 3 up to 0.75, 4 up to 0.82, ...): easy stretches get deeper trees, hard ones shallower. It is interior
+whenever the draft is neither hopeless nor perfect, so the controller does not
+saturate; and it leaves tau_high where the reader put it: breadth stays the
+configured rule's (the paper's controller overrides it). Beyond D_0 the depth rule
+still lets a path grow while p(u) > rho_deep.
 """
 
 from __future__ import annotations
@@ -40,6 +46,25 @@ from __future__ import annotations
 from collections import deque
 
 from .methods import DynaTree
+
+PRIOR_LEVELS = 1.0   # goodput: one pseudo-level attempted ...
+PRIOR_RATE = 0.5     # ... and accepted with probability 1/2, so one iteration cannot set D_0 alone
+
+
+def best_depth(rate: float, draft_cost: float, max_depth: int) -> int:
+    """argmax over D in [1, max_depth] of (1 + a + ... + a^D) / (1 + beta * D), a = ``rate``.
+
+    The expected tokens one iteration commits with a tree D levels deep, per unit of its
+    cost (one verification + D draft levels of ``draft_cost`` target steps). Ties go to
+    the shallower tree."""
+    best, best_value, tokens, term = 1, -1.0, 1.0, 1.0
+    for depth in range(1, max_depth + 1):
+        term *= rate
+        tokens += term
+        value = tokens / (1.0 + draft_cost * depth)
+        if value > best_value + 1e-12:
+            best, best_value = depth, value
+    return best
 
 
 class HistoryController:
@@ -49,29 +74,30 @@ class HistoryController:
         self.config = config
         self.base_depth = float(config.base_depth)
         self.tau_high = float(config.tau_high)
-        self.history: deque[float] = deque(maxlen=config.history_window)
-        self.fast: float | None = None      # relative: EMA of α_t
-        self.total, self.count = 0.0, 0     # relative: the running mean's sum and count
+        self.history: deque[float] = deque(maxlen=config.history_window)    # paper: α_t
+        self.passed, self.attempted = PRIOR_RATE * PRIOR_LEVELS, PRIOR_LEVELS  # goodput
+
+    @property
+    def level_acceptance(self) -> float:
+        """goodput: the estimated per-level acceptance a (1/2 before any iteration)."""
+        return self.passed / self.attempted
 
     def update(self, accepted_depth: int, drafted_depth: int) -> None:
-        """Record one iteration and move D_0 and tau_high (no-op when adaptation is off)."""
+        """Record one iteration and move D_0 (and, for "paper", tau_high); no-op when adaptation is off."""
         c = self.config
         if not c.adapt or drafted_depth <= 0:
             return
-        alpha = min(accepted_depth / drafted_depth, 1.0)
-        self.history.append(alpha)
+        accepted = min(accepted_depth, drafted_depth)
         if c.controller == "paper":
+            self.history.append(accepted / drafted_depth)
             error = sum(self.history) / len(self.history) - c.target_acceptance
-            depth, tau = self.base_depth + c.depth_gain * error, self.tau_high - c.tau_gain * error
-        else:
-            rate = 2.0 / (c.history_window + 1)
-            self.fast = alpha if self.fast is None else self.fast + rate * (alpha - self.fast)
-            self.total, self.count = self.total + alpha, self.count + 1
-            mean = self.total / self.count
-            error = min(max((self.fast - mean) / max(mean, 0.05), -1.0), 1.0)
-            depth, tau = c.base_depth + c.depth_gain * error, c.tau_high - c.tau_gain * error
-        self.base_depth = min(max(depth, 1.0), float(c.max_depth))
-        self.tau_high = min(max(tau, c.tau_low + 0.01), 0.99)
+            self.base_depth = min(max(self.base_depth + c.depth_gain * error, 1.0), float(c.max_depth))
+            self.tau_high = min(max(self.tau_high - c.tau_gain * error, c.tau_low + 0.01), 0.99)
+            return
+        keep = 1.0 - 1.0 / c.history_window
+        self.passed = keep * self.passed + accepted
+        self.attempted = keep * self.attempted + accepted + (accepted < drafted_depth)
+        self.base_depth = float(best_depth(self.level_acceptance, c.draft_cost, c.max_depth))
 
     @property
     def depth(self) -> int:
@@ -90,6 +116,6 @@ def bound_shares(base_depths: list[float], tau_highs: list[float], config: DynaT
              "depth_high": [d >= config.max_depth for d in base_depths],
              "tau_low": [t <= low_tau + 1e-9 for t in tau_highs],
              "tau_high": [t >= 0.99 - 1e-9 for t in tau_highs]}
-    flags["any"] = [any(row) for row in zip(*flags.values())]
+    flags["any"] = [any(row) for row in zip(*flags.values(), strict=True)]
     n = len(base_depths)
     return {name: sum(values) / n if n else 0.0 for name, values in flags.items()}

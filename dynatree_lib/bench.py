@@ -294,14 +294,14 @@ def ablation_specs(depth: int = 8, branch: int = 3, threshold: float = 0.05,
                    max_nodes: int = 256) -> list[MethodSpec]:
     """DynaTree's rules added one at a time to a fixed tree with the same limits (D_max, B_max,
     N_max): fixed tree -> + dynamic breadth -> + dynamic depth -> + pruning (epsilon) ->
-    + history adaptation, the relative controller (DynaTree's defaults) and the paper's."""
+    + history adaptation, the goodput controller (DynaTree's default) and the paper's."""
     limits = dict(max_depth=depth, max_branch=branch, max_nodes=max_nodes)
     no_gate = dict(base_depth=depth, rho_stop=OFF, rho_deep=OFF)  # every node expands to D_max
     return [spec("fixed", "fixed tree", depth=depth, branch=branch, threshold=OFF, max_nodes=max_nodes),
             spec("dynatree", "+ dynamic breadth", **limits, **no_gate, threshold=OFF, adapt=False),
             spec("dynatree", "+ dynamic depth", **limits, threshold=OFF, adapt=False),
             spec("dynatree", "+ pruning", **limits, threshold=threshold, adapt=False),
-            spec("dynatree", "+ history (relative)", **limits, threshold=threshold),
+            spec("dynatree", "+ history (goodput)", **limits, threshold=threshold),
             spec("dynatree", "+ history (paper)", **limits, threshold=threshold, controller="paper")]
 
 

@@ -2,7 +2,7 @@
 
 ``python -m dynatree_lib explore`` runs a grid of DynaTree settings (D_max, B_max,
 tau_high, epsilon) as one benchmark run (every setting and AR on the same prompts, order
-rotated) and stores, for every setting, the trees of its first iterations on one prompt.
+rotated) and stores, for every setting, the trees of its first twelve iterations on one prompt.
 ``viz.explorer_html`` turns the file into controls and a figure that work in the static
 book, without a kernel: every number shown was measured by that command.
 """
@@ -16,7 +16,9 @@ import torch
 from .decode import IterationTrace, generate
 from .runner import MethodSpec, spec
 
-GRID = {"max_depth": (3, 5, 8), "max_branch": (1, 2, 3), "tau_high": (0.6, 0.9), "threshold": (0.02, 0.1)}
+# tau_high spreads over (tau_low = 0.4, 1): a draft confidence between the two is what it decides on.
+GRID = {"max_depth": (3, 5, 8), "max_branch": (1, 2, 3), "tau_high": (0.5, 0.7, 0.9),
+        "threshold": (0.02, 0.1)}
 
 
 def explorer_label(max_depth: int, max_branch: int, tau_high: float, threshold: float) -> str:
@@ -41,9 +43,12 @@ def tree_record(trace: IterationTrace, tokenizer) -> dict:
             "committed": trace.committed, "prefix_len": trace.prefix_len}
 
 
-def first_trees(pair, ids: list[int], specs: list[MethodSpec], iterations: int = 3,
-                max_new_tokens: int = 24) -> dict[str, list[dict]]:
-    """{label: the trees of the first ``iterations`` iterations} on one prompt."""
+def first_trees(pair, ids: list[int], specs: list[MethodSpec], iterations: int = 12,
+                max_new_tokens: int = 48) -> dict[str, list[dict]]:
+    """{label: the trees of the first ``iterations`` iterations} on one prompt (fewer if it ends sooner).
+
+    Early trees are often tiny (the first one can be empty), so the explorer needs several to
+    open on one that shows something (``viz.explorer_start``)."""
     input_ids = torch.tensor([ids], device=pair.device)
     out = {}
     for method in specs:

@@ -26,7 +26,7 @@ def _check_unit(name: str, value: float, *, closed_low: bool = False) -> None:
         raise ValueError(f"{name} must lie in {interval}, got {value}")
 
 
-CONTROLLERS = ("relative", "paper")
+CONTROLLERS = ("goodput", "paper")
 
 
 @dataclass(frozen=True)
@@ -83,11 +83,12 @@ class DynaTree:
       (d(u) < D_0 or p(u) > rho_deep);
     * pruning: a child v with p(v) < epsilon is dropped; at most N_max draft nodes;
     * history adaptation (``adapt=True``): after every iteration a controller moves D_0
-      and tau_high on the draft's recent acceptance. ``controller="relative"`` (default)
-      offsets them from their configured values in proportion to how far the recent
-      acceptance lies above or below this generation's own mean; ``"paper"`` is the
-      published rule, an integrating step towards the fixed set point alpha*, which sits
-      at its bounds on a pair that never reaches alpha*
+      on what verification showed. ``controller="goodput"`` (default) estimates the
+      target's per-level acceptance a and sets D_0 to the depth that maximises expected
+      committed tokens per unit of cost, (1 + a + ... + a^D) / (1 + draft_cost * D);
+      tau_high stays as configured. ``"paper"`` is the published rule, an integrating
+      step of D_0 and tau_high towards the fixed set point alpha*, which sits at its
+      bounds on a pair that never reaches alpha*
       (see :class:`dynatree_lib.adapt.HistoryController`).
 
     Args:
@@ -103,13 +104,14 @@ class DynaTree:
         threshold: epsilon, probability pruning threshold on p(u).
         max_nodes: N_max, strict budget of draft nodes per tree (root excluded).
         adapt: enable history adaptation (False gives the ablation without it).
-        controller: "relative" (default) or "paper", the rule history adaptation follows.
-        history_window: W, iterations the recent acceptance averages over (paper: a sliding
-            window; relative: the span of an exponential moving average).
-        target_acceptance: alpha*, the paper controller's set point (unused by "relative").
-        depth_gain: k_D; paper: change of D_0 per unit of acceptance error per iteration;
-            relative: levels added to D_0 at a recent acceptance twice the generation's mean.
-        tau_gain: k_tau, the same for tau_high (with the opposite sign).
+        controller: "goodput" (default) or "paper", the rule history adaptation follows.
+        history_window: W, iterations the controller remembers (paper: a sliding window of
+            α_t; goodput: counts discounted by 1 - 1/W per iteration).
+        draft_cost: beta, one draft level's cost in target steps (goodput only; the
+            embedded draft model costs about 0.18 with the loop's overhead: chapter 5).
+        target_acceptance: alpha*, the paper controller's set point (unused by "goodput").
+        depth_gain: k_D, the paper controller's change of D_0 per unit of error.
+        tau_gain: k_tau, the same for tau_high (with the opposite sign; paper only).
         lookup: L, extension (not in the paper): graft up to L tokens copied from earlier
             context (prompt lookup) onto every tree, outside the N_max budget; 0 = off.
         lookup_ngram: longest suffix n-gram matched by the lookup.
@@ -127,8 +129,9 @@ class DynaTree:
     threshold: float = 0.05
     max_nodes: int = 256
     adapt: bool = True
-    controller: str = "relative"
+    controller: str = "goodput"
     history_window: int = 10
+    draft_cost: float = 0.18
     target_acceptance: float = 0.7
     depth_gain: float = 2.0
     tau_gain: float = 0.1
@@ -152,7 +155,7 @@ class DynaTree:
             raise ValueError(f"tau_low ({self.tau_low}) must be < tau_high ({self.tau_high})")
         if self.rho_stop > self.rho_deep:
             raise ValueError(f"rho_stop ({self.rho_stop}) must be <= rho_deep ({self.rho_deep})")
-        for name in ("depth_gain", "tau_gain"):
+        for name in ("depth_gain", "tau_gain", "draft_cost"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}")

@@ -13,10 +13,13 @@ import re
 
 from .bench import read_results
 from .costs import read_costs
+from .paired import paired_difference
 from .resources import find_results
 
 MAIN = {"wikitext2": "main_wikitext2_embedded_cpu.json", "pg19": "main_pg19_embedded_cpu.json"}
 SPEC_BENCH = "spec_bench_embedded_cpu.json"
+ABLATION = "ablation_wikitext2_embedded_cpu.json"
+LADDER = ("fixed tree", "+ dynamic breadth", "+ dynamic depth", "+ pruning", "+ history (goodput)")
 TABLE_METHODS = (("hf", "HF `generate` greedy"), ("hf-assisted", "HF assisted generation (draft model)"),
                  ("prompt-lookup", "HF prompt lookup"),
                  ("linear@model", "Linear (k = 8), draft model"),
@@ -102,26 +105,8 @@ def book_numbers() -> dict[str, float | str]:
         draft = costs["curves"]["draft"].get("packed") or costs["curves"]["draft"]["default"]
         target = costs["curves"]["target"].get("packed") or costs["curves"]["target"]["default"]
         numbers["cost_beta"] = draft["1"] / target["1"]
-    if _available("ablation_wikitext2_embedded_cpu.json"):
-        doc = read_results("ablation_wikitext2_embedded_cpu.json")
-        numbers["ab_drafter"] = {"model": "the draft model", "head": "the feature head"}[
-            doc["pair"]["default_drafter"]]
-        numbers["ab_prompts"] = doc["protocol"]["num_prompts"]
-        for i, label in enumerate(doc["aggregates"]):
-            if label != "ar":
-                numbers[f"ab_{i}_speedup"] = _mean(doc, label, "speedup")
-                numbers[f"ab_{i}_tau"] = _mean(doc, label, "tau")
-                numbers[f"ab_{i}_draft_forwards"] = _mean(doc, label, "draft_forwards") / _mean(
-                    doc, label, "iterations")
-    if _available("sweep_fixed_wikitext2_embedded_cpu.json"):
-        doc = read_results("sweep_fixed_wikitext2_embedded_cpu.json")
-        fixed = [m for m in doc["aggregates"] if m.startswith("fixed")]
-        best = max(fixed, key=lambda m: _mean(doc, m, "speedup"))
-        numbers["sw_trees"] = len(fixed)
-        numbers["sw_best"] = best
-        numbers["sw_best_speedup"] = _mean(doc, best, "speedup")
-        numbers["sw_dynatree_speedup"] = _mean(doc, "dynatree", "speedup")
-        numbers["sw_worst_speedup"] = min(_mean(doc, m, "speedup") for m in fixed)
+    if _available(ABLATION):
+        numbers.update(ablation_numbers(read_results(ABLATION)))
     if _available("sensitivity_wikitext2_embedded_cpu.json"):
         doc = read_results("sensitivity_wikitext2_embedded_cpu.json")
         variants = [m for m in doc["aggregates"] if m != "ar"]
@@ -157,6 +142,48 @@ def book_numbers() -> dict[str, float | str]:
                 numbers[f"sb_{group}_{slug(label)}_speedup"] = t["speedup"]
                 numbers[f"sb_{group}_{slug(label)}_tau"] = t["tau"]
             numbers[f"sb_{group}_copy_rate"] = totals["ar"]["copy_rate"]
+    return numbers
+
+
+def best_of(doc: dict, prefix: str) -> str:
+    """The label starting with ``prefix`` (a sweep's trees, Linear's k) of highest mean speedup."""
+    return max((m for m in doc["aggregates"] if m.startswith(prefix)), key=lambda m: _mean(doc, m, "speedup"))
+
+
+DRAFTER_NAMES = {"model": "the draft model", "head": "the feature head"}
+
+
+def ablation_numbers(doc: dict) -> dict[str, float | str]:
+    """The ablation file: each rule's step with its paired interval, the tuned baselines, the
+    controllers' time at their bounds (names ``ab_*``)."""
+    numbers: dict[str, float | str] = {
+        "ab_prompts": doc["protocol"]["num_prompts"],
+        "ab_drafter": DRAFTER_NAMES[doc["pair"]["default_drafter"]]}
+    for label in doc["aggregates"]:
+        if label == "ar":
+            continue
+        key = f"ab_{slug(label)}"
+        numbers[f"{key}_speedup"] = _mean(doc, label, "speedup")
+        numbers[f"{key}_tau"] = _mean(doc, label, "tau")
+        if "iterations" in doc["aggregates"][label]:
+            iterations = _mean(doc, label, "iterations")
+            numbers[f"{key}_draft_forwards"] = _mean(doc, label, "draft_forwards") / iterations
+        if "mean_tree_size" in doc["aggregates"][label]:
+            numbers[f"{key}_nodes"] = _mean(doc, label, "mean_tree_size")
+        if "controller_at_bound" in doc["aggregates"][label]:
+            numbers[f"{key}_at_bound"] = _mean(doc, label, "controller_at_bound")
+    numbers["ab_best_fixed"] = best_fixed = best_of(doc, "fixed D=")
+    numbers["ab_best_linear"] = best_linear = best_of(doc, "linear k=")
+    numbers["ab_fixed_trees"] = sum(m.startswith("fixed D=") for m in doc["aggregates"])
+    pairs = {f"step{i}": (LADDER[i], LADDER[i - 1]) for i in range(1, len(LADDER))}
+    pairs.update(paper=("+ history (paper)", "+ pruning"), controllers=(LADDER[-1], "+ history (paper)"),
+                 vs_fixed=(LADDER[-1], best_fixed), vs_linear=(LADDER[-1], best_linear))
+    for name, (a, b) in pairs.items():
+        diff = paired_difference(doc, a, b)
+        for field in ("mean", "low", "high"):
+            numbers[f"ab_{name}_{field}"] = diff[field]
+        verdicts = {"a": f"{a} wins", "b": f"{b} wins"}
+        numbers[f"ab_{name}_verdict"] = verdicts.get(diff["verdict"], "within noise")
     return numbers
 
 

@@ -10,6 +10,7 @@ documents only (see :mod:`dynatree_lib.bench`).
 from __future__ import annotations
 
 import json
+import math
 
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -20,6 +21,22 @@ from .decode import IterationTrace
 ACCEPTED = "#d62728"
 EDGE = "#9aa5b1"
 PALETTE = qualitative.D3  # one colour per method, the same in every panel of a figure
+# Trees are coloured by log10 p(path): on a linear scale almost every node looks alike.
+# The scale spans 1 down to 10^-PROB_DECADES; smaller probabilities share its bottom colour.
+PROB_DECADES = 3
+
+
+def log_prob_colour(probs: list[float]) -> list[float]:
+    """log10 of each path probability, floored at -PROB_DECADES (the node colours of a tree)."""
+    return [max(math.log10(p), -PROB_DECADES) if p > 0 else -PROB_DECADES for p in probs]
+
+
+def prob_colorbar() -> dict:
+    """Colour bar for :func:`log_prob_colour`: ticks labelled as probabilities (1, 0.1, 0.01, ...)."""
+    ticks = list(range(0, -PROB_DECADES - 1, -1))
+    text = [f"{10.0 ** t:g}" for t in ticks]
+    text[-1] = "≤ " + text[-1]
+    return {"title": {"text": "p(path)"}, "tickvals": ticks, "ticktext": text}
 
 
 def show(fig: go.Figure) -> None:
@@ -83,15 +100,15 @@ def tree_figure(trace: IterationTrace, tokenizer=None, title: str | None = None)
     grafted = set(range(trace.drafted_nodes or len(xy), len(xy)))
     hover = [f"node {i} · depth {trace.depths[i]}<br>token {_label(t, tokenizer)!s}<br>"
              + ("copied from the context (lookup)<br>" if i in grafted else
-                f"q(token | parent) = {trace.draft_prob[i]:.3f}<br>p(path) = {trace.path_prob[i]:.3f}<br>")
+                f"q(token | parent) = {trace.draft_prob[i]:.3f}<br>p(path) = {trace.path_prob[i]:.3g}<br>")
              + f"target's next: {_label(trace.target_next[i], tokenizer)}"
              + ("<br><b>accepted</b>" if i in accepted else "")
              for i, t in enumerate(trace.tokens)]
     fig.add_trace(go.Scatter(
         x=[p[0] for p in xy], y=[p[1] for p in xy], mode="markers+text", hovertext=hover, hoverinfo="text",
         text=[_label(t, tokenizer) for t in trace.tokens], textposition="middle right", showlegend=False,
-        marker={"size": 14, "color": trace.path_prob, "colorscale": "Viridis", "cmin": 0, "cmax": 1,
-                "colorbar": {"title": "p(path)"},
+        marker={"size": 14, "color": log_prob_colour(trace.path_prob), "colorscale": "Viridis",
+                "cmin": -PROB_DECADES, "cmax": 0, "colorbar": prob_colorbar(),
                 "symbol": ["diamond" if i in grafted else "circle" for i in range(len(xy))],
                 "line": {"width": [3 if i in accepted else 0.5 for i in range(len(xy))],
                          "color": [ACCEPTED if i in accepted else "#333" for i in range(len(xy))]}}))
@@ -205,22 +222,27 @@ def tree_slider_figure(traces: dict[str, IterationTrace], tokenizer=None, slider
     steps = []
     for i, (label, start, stop, title, _) in enumerate(spans):
         visible = [start <= j < stop for j in range(len(fig.data))]
-        steps.append({"label": label, "method": "update", "args": [{"visible": visible}, {"title": title}]})
+        # "title.text": plotly.js 3 drops a plain-string {"title": ...} and the title vanishes
+        steps.append({"label": label, "method": "update",
+                      "args": [{"visible": visible}, {"title.text": title}]})
         if i:
             for j in range(start, stop):
                 fig.data[j].visible = False
     fig.update_layout(layout)
-    fig.update_layout(title=steps[0]["args"][1]["title"], height=height,
+    fig.update_layout(title={"text": spans[0][3]}, height=height,
                       sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": f"{slider_title}: "},
                                 "pad": {"t": 40}}])
     return fig
 
 
 def sweep_heatmap_figure(doc: dict, metric: str = "speedup") -> go.Figure:
-    """Fixed-tree sweep: depth x branch heatmap of ``metric``, one slider step per threshold."""
+    """Fixed-tree sweep: depth x branch heatmap of ``metric``, one slider step per threshold.
+
+    Reads the grid's trees (labels ``fixed D=.. B=.. t=..``, :func:`bench.fixed_grid`), so
+    an ablation file that holds the sweep beside other fixed trees works too."""
     cells = {}
     for m in doc["methods"]:
-        if m["kind"] == "fixed" and metric in doc["aggregates"][m["label"]]:
+        if m["label"].startswith("fixed D=") and metric in doc["aggregates"][m["label"]]:
             c = m["config"]
             cells[(c["threshold"], c["depth"], c["branch"])] = doc["aggregates"][m["label"]][metric]["mean"]
     thresholds = sorted({t for t, _, _ in cells})
@@ -357,20 +379,31 @@ def predicted_vs_measured(doc: dict, costs: dict, weights: str = "packed") -> li
 
 
 def cost_model_figure(rows: list[dict], title: str = "cost model check") -> go.Figure:
-    """Predicted vs measured speedup (from :func:`predicted_vs_measured`), with the y = x line."""
+    """Predicted vs measured speedup (from :func:`predicted_vs_measured`), with the y = x line.
+
+    One legend entry per method, names in the hover text: labels beside the points would overprint.
+    """
     top = max([1.0] + [r[k] for r in rows for k in ("predicted", "measured")]) * 1.1
-    fig = go.Figure([go.Scatter(x=[0, top], y=[0, top], mode="lines", line={"dash": "dot", "color": EDGE},
-                                name="prediction = measurement"),
-                     go.Scatter(x=[r["predicted"] for r in rows], y=[r["measured"] for r in rows],
-                                mode="markers+text", text=[r["method"] for r in rows],
-                                textposition="top center", marker={"size": 11}, name="methods")])
+    fig = go.Figure(go.Scatter(x=[0, top], y=[0, top], mode="lines", line={"dash": "dot", "color": EDGE},
+                               name="prediction = measurement"))
+    for n, r in enumerate(rows):
+        fig.add_trace(go.Scatter(x=[r["predicted"]], y=[r["measured"]], mode="markers", name=r["method"],
+                                 marker={"size": 11, "color": PALETTE[n % len(PALETTE)]},
+                                 hovertemplate=f"{r['method']}<br>predicted %{{x:.2f}}<br>"
+                                               "measured %{y:.2f}<extra></extra>"))
     fig.update_layout(xaxis={"title": "predicted speedup", "range": [0, top]},
                       yaxis={"title": "measured speedup", "range": [0, top]}, height=420, title=title)
     return fig
 
 
 def sensitivity_figure(doc: dict) -> go.Figure:
-    """DynaTree sensitivity: tau against speedup for every configuration, grouped by what varies."""
+    """DynaTree sensitivity: speedup (left) and tau (right) of every configuration, one row each.
+
+    Horizontal bars put the configurations' labels on the y axis, where they never overprint;
+    one colour per group (what varies: default, thresholds, breadth, depth).
+    """
+    from plotly.subplots import make_subplots
+
     groups: dict[str, list[str]] = {}
     for label in doc["aggregates"]:
         if label == "ar":
@@ -378,15 +411,23 @@ def sensitivity_figure(doc: dict) -> go.Figure:
         group = ("default" if label.endswith("default") else "thresholds" if label.startswith("θ")
                  else "breadth" if label.startswith("B_") else "depth")
         groups.setdefault(group, []).append(label)
-    fig = go.Figure()
-    for group, labels in groups.items():
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
+                        subplot_titles=("speedup over AR (± std)", "tau (tokens per target forward)"))
+    for n, (group, labels) in enumerate(groups.items()):
         a = [doc["aggregates"][m] for m in labels]
-        fig.add_trace(go.Scatter(
-            x=[x["tau"]["mean"] for x in a], y=[x["speedup"]["mean"] for x in a], mode="markers+text",
-            text=labels, textposition="top center", name=group, marker={"size": 11},
-            error_y={"type": "data", "array": [x["speedup"]["std"] for x in a], "thickness": 1}))
-    fig.update_layout(xaxis={"title": "tau (tokens per target forward)"}, yaxis={"title": "speedup over AR"},
-                      height=460, title="DynaTree sensitivity (each point: one configuration)")
+        for col, metric in enumerate(("speedup", "tau"), 1):
+            fig.add_trace(go.Bar(
+                y=labels, x=[x[metric]["mean"] for x in a], orientation="h", name=group, legendgroup=group,
+                showlegend=col == 1, marker_color=PALETTE[n % len(PALETTE)],
+                error_x={"type": "data", "array": [x[metric]["std"] for x in a], "thickness": 1}
+                if metric == "speedup" else None,
+                hovertemplate=f"%{{y}}<br>{metric} %{{x:.2f}}<extra>{group}</extra>"), row=1, col=col)
+    fig.add_vline(x=1, line={"dash": "dot", "color": EDGE}, row=1, col=1)  # AR
+    rows = sum(len(labels) for labels in groups.values())
+    fig.update_yaxes(autorange="reversed", row=1, col=1)
+    # one bar per row (each configuration is in one group): "relative" keeps them full width
+    fig.update_layout(barmode="relative", height=120 + 30 * rows, margin={"l": 170, "t": 80},
+                      title="DynaTree sensitivity (each row: one configuration)")
     return fig
 
 
@@ -435,18 +476,39 @@ def _explorer_tree(tree: dict) -> dict:
     edges = [[xy[p][0], xy[p][1], xy[i][0], xy[i][1], int(i in accepted and p in accepted)]
              for i, p in enumerate(tree["parents"]) if p >= 0]
     rows = zip(tree["depths"], tree["text"], tree["path_prob"], strict=True)
-    hover = [f"node {i} · depth {d}<br>{text!r}<br>p(path) = {p:.3f}"
+    hover = [f"node {i} · depth {d}<br>{text!r}<br>p(path) = {p:.3g}"
              + ("<br><b>accepted</b>" if i in accepted else "") for i, (d, text, p) in enumerate(rows)]
     return {"x": [p[0] for p in xy], "y": [p[1] for p in xy], "text": [repr(t)[1:-1] for t in tree["text"]],
-            "hover": hover, "color": tree["path_prob"], "edges": edges,
+            "hover": hover, "color": log_prob_colour(tree["path_prob"]), "edges": edges,
             "accepted": [int(i in accepted) for i in range(len(xy))], "nodes": len(xy) - 1,
             "accepted_n": len(accepted) - 1, "committed": len(tree["committed"])}
 
 
+def explorer_start(settings: dict[str, dict], grid: dict[str, list[float]]) -> tuple[str, int]:
+    """The setting key and iteration the explorer opens on.
+
+    The setting: DynaTree's default value of each knob where the grid has it, else the grid's
+    first. The iteration: its first stored tree with >= 2 draft nodes of which >= 2 are
+    accepted (an empty first tree shows nothing). If that setting has none, the first such
+    tree of any setting; if no setting has one, the default setting's first tree.
+    """
+    from .methods import DynaTree
+
+    default = DynaTree()
+    values = [getattr(default, k) if getattr(default, k) in grid[k] else grid[k][0] for k, _ in EXPLORER_KEYS]
+    start = "|".join(f"{v:g}" for v in values)
+    start = start if start in settings else next(iter(settings))
+    for key in (start, *settings):
+        for i, tree in enumerate(settings[key]["trees"]):
+            if tree["nodes"] >= 2 and tree["accepted_n"] >= 2:
+                return key, i
+    return start, 0
+
+
 def explorer_html(doc: dict, element_id: str = "dynatree-explorer") -> str:
-    """Menus for D_max, B_max, θ_high and ε (and the iteration) over an ``explore`` results file:
+    """Menus for D_max, B_max, θ_high and ε and the iteration over an ``explore`` results file:
     the chosen setting's tree, tokens per forward and speedup, drawn by the page's plotly.js
-    (``explorer.js`` next to this module)."""
+    (``explorer.js`` next to this module). Works with any number of stored iterations."""
     from importlib import resources
 
     a = doc["aggregates"]
@@ -463,18 +525,20 @@ def explorer_html(doc: dict, element_id: str = "dynatree-explorer") -> str:
             "trees": [_explorer_tree(t) for t in doc["trees"][label]]}
     grid = {k: sorted({float(m["config"][k]) for m in doc["methods"] if m["kind"] == "dynatree"})
             for k, _ in EXPLORER_KEYS}
-    iterations = max(len(s["trees"]) for s in settings.values())
+    start, start_iteration = explorer_start(settings, grid)
     menus = []
-    for key, name in EXPLORER_KEYS:
-        last = len(grid[key]) - 1
-        options = "".join(f'<option value="{v:g}"{" selected" if i == last else ""}>{v:g}</option>'
-                          for i, v in enumerate(grid[key]))
+    for (key, name), chosen in zip(EXPLORER_KEYS, start.split("|"), strict=True):
+        options = "".join(f'<option value="{v:g}"{" selected" if f"{v:g}" == chosen else ""}>{v:g}</option>'
+                          for v in grid[key])
         menus.append(f'<label style="margin-right:1em">{name} '
                      f'<select data-key="{key}">{options}</select></label>')
-    options = "".join(f'<option value="{i}">{i + 1}</option>' for i in range(iterations))
+    iterations = max(len(s["trees"]) for s in settings.values())
+    options = "".join(f'<option value="{i}"{" selected" if i == start_iteration else ""}>{i + 1}</option>'
+                      for i in range(iterations))
     menus.append(f'<label>iteration <select data-key="iteration">{options}</select></label>')
     payload = json.dumps({"settings": settings, "keys": [k for k, _ in EXPLORER_KEYS],
-                          "colors": {"accepted": ACCEPTED, "edge": EDGE}})
+                          "colors": {"accepted": ACCEPTED, "edge": EDGE},
+                          "colorbar": prob_colorbar(), "cmin": -PROB_DECADES})
     script = resources.files("dynatree_lib").joinpath("explorer.js").read_text()
     return (f'<div id="{element_id}" class="dynatree-explorer">'
             f'<div class="dt-menus" style="margin:0.5em 0">{"".join(menus)}</div>'
@@ -501,26 +565,34 @@ def spec_bench_frame(doc: dict, metric: str = "speedup"):
 
 
 def spec_bench_figure(doc: dict) -> go.Figure:
-    """Speedup (or τ, from the dropdown) per task group, one bar per method."""
+    """Speedup and τ per method for one task group at a time (the dropdown; Overall first).
+
+    Methods are rows (horizontal bars), so their names stay readable however many there are.
+    """
     from .data import SPEC_BENCH_GROUPS
 
-    names = {**SPEC_BENCH_GROUPS, "overall": "Overall"}
+    names = {"overall": "Overall", **SPEC_BENCH_GROUPS}
     groups = [g for g in names if g in doc["groups"]]
     labels = list(doc["aggregates"])
+    metrics = (("speedup", "speedup over AR (totals)"), ("tau", "τ, tokens per target forward"))
     fig = go.Figure()
-    for m, metric in enumerate(("speedup", "tau")):
-        for n, label in enumerate(labels):
-            fig.add_trace(go.Bar(name=label, x=[names[g] for g in groups], visible=m == 0, legendgroup=label,
-                                 y=[doc["groups"][g][label][metric] for g in groups], showlegend=m == 0,
-                                 marker_color=PALETTE[n % len(PALETTE)]))
-    count = len(labels)
-    buttons = [{"label": title, "method": "update",
-                "args": [{"visible": [j // count == m for j in range(2 * count)]},
-                         {"yaxis": {"title": title}}]}
-               for m, title in enumerate(("speedup over AR (totals)", "τ, tokens per target forward"))]
-    fig.update_layout(barmode="group", height=460, yaxis={"title": "speedup over AR (totals)"},
-                      updatemenus=[{"buttons": buttons, "x": 1.0, "xanchor": "right", "y": 1.2}],
-                      title="Spec-Bench by task group", margin={"t": 90})
+    for i, group in enumerate(groups):
+        for m, (metric, name) in enumerate(metrics):
+            x = [doc["groups"][group][label][metric] for label in labels]
+            fig.add_trace(go.Bar(name=name, y=labels, x=x, orientation="h", visible=i == 0,
+                                 legendgroup=metric, showlegend=i == 0, marker_color=PALETTE[m],
+                                 hovertemplate=f"%{{y}}<br>{metric} %{{x:.2f}}<extra>{names[group]}</extra>"))
+    per = len(metrics)
+    buttons = [{"label": names[g], "method": "update",
+                "args": [{"visible": [j // per == i for j in range(per * len(groups))]},
+                         {"title.text": f"Spec-Bench · {names[g]}"}]}
+               for i, g in enumerate(groups)]
+    fig.add_vline(x=1, line={"dash": "dot", "color": EDGE})  # AR: speedup 1, one token per forward
+    fig.update_layout(barmode="group", height=140 + 34 * len(labels), yaxis={"autorange": "reversed"},
+                      xaxis={"title": "speedup over AR · τ (AR = 1)"},
+                      updatemenus=[{"buttons": buttons, "x": 1.0, "xanchor": "right", "y": 1.12}],
+                      title=f"Spec-Bench · {names[groups[0]]}", margin={"t": 90, "l": 160},
+                      legend={"orientation": "h", "y": -0.12})
     return fig
 
 
@@ -547,4 +619,28 @@ def gpu_cost_figure(doc: dict, tokens_per_iteration: float, draft_forwards: floa
     env = doc["environment"]
     fig.update_layout(height=420, title=f"GPU check · {env['device_name']} · torch {env['torch']}",
                       legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+def paired_difference_figure(doc: dict, pairs: list[tuple[str, str]], metric: str = "speedup",
+                             title: str | None = None) -> go.Figure:
+    """One row per (a, b): the mean per-prompt difference metric(a) - metric(b) with its 95 %
+    bootstrap interval (:func:`dynatree_lib.paired.paired_difference`); a row whose interval
+    crosses the zero line is within noise."""
+    from .paired import paired_difference
+
+    diffs = [paired_difference(doc, a, b, metric) for a, b in pairs]
+    labels = [f"{a}  vs  {b}" for a, b in pairs]
+    colours = [PALETTE[2] if d["verdict"] == "a" else PALETTE[3] if d["verdict"] == "b" else EDGE
+               for d in diffs]
+    fig = go.Figure(go.Scatter(
+        x=[d["mean"] for d in diffs], y=labels, mode="markers", marker={"size": 11, "color": colours},
+        error_x={"type": "data", "symmetric": False, "array": [d["high"] - d["mean"] for d in diffs],
+                 "arrayminus": [d["mean"] - d["low"] for d in diffs], "thickness": 2},
+        hovertext=[f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] over {d['prompts']} prompts"
+                   for d in diffs], hoverinfo="text", showlegend=False))
+    fig.add_vline(x=0, line={"dash": "dot", "color": "#555"})
+    fig.update_layout(title=title or f"paired differences of {metric} (95 % bootstrap interval over prompts)",
+                      xaxis={"title": f"{metric}(left) - {metric}(right)"}, yaxis={"autorange": "reversed"},
+                      height=120 + 40 * len(pairs), margin={"l": 330})
     return fig

@@ -1,6 +1,6 @@
 """An ipywidgets control panel that reruns the decoder in a live kernel (Colab, JupyterLab).
 
-Every field of the chosen method's config gets a control (for DynaTree all eighteen, from
+Every field of the chosen method's config gets a control (for DynaTree all nineteen, from
 B_min to the lookup extension), with the config's own defaults. Nothing is clipped: an
 invalid combination is shown with the config's error message. Decoding takes seconds,
 so the panel decodes when Run is pressed, not on every change. In the static book the
@@ -15,7 +15,7 @@ from dataclasses import fields
 import torch
 
 from .decode import generate
-from .methods import Autoregressive, DynaTree, FixedTree, Linear
+from .methods import CONTROLLERS, Autoregressive, DynaTree, FixedTree, Linear
 
 METHODS = {"dynatree": DynaTree, "fixed": FixedTree, "linear": Linear}
 # Slider ranges per field name; anything else gets a number box.
@@ -25,8 +25,14 @@ RANGES = {"k": (1, 16), "depth": (1, 16), "base_depth": (1, 16), "max_depth": (1
 SYMBOLS = {"base_depth": "D_0", "max_depth": "D_max", "min_branch": "B_min", "mid_branch": "B_mid",
            "max_branch": "B_max", "tau_high": "θ_high", "tau_low": "θ_low", "rho_stop": "ρ_stop",
            "rho_deep": "ρ_deep", "threshold": "ε (prune)", "max_nodes": "N_max", "history_window": "W",
-           "target_acceptance": "α*", "depth_gain": "k_D", "tau_gain": "k_τ", "lookup": "lookup L",
-           "lookup_ngram": "lookup n-gram", "depth": "D", "branch": "B", "k": "k", "adapt": "adapt"}
+           "target_acceptance": "α*", "draft_cost": "β", "depth_gain": "k_D", "tau_gain": "k_τ",
+           "lookup": "lookup L", "lookup_ngram": "lookup n-gram", "depth": "D", "branch": "B", "k": "k",
+           "adapt": "adapt"}
+
+# Shown above the Run button: in the static book the widgets render, but nothing runs behind them.
+HINT = ("<b>Run</b> needs a live kernel (Jupyter or Colab); on the static site it does nothing, and the "
+        "explorer above is precomputed. In a kernel: change the settings, then press <b>Run</b> to "
+        "decode the prompt with this method and with greedy AR (a few seconds on a CPU).")
 
 
 def _control(name: str, default):
@@ -35,6 +41,8 @@ def _control(name: str, default):
     style, label = {"description_width": "110px"}, SYMBOLS.get(name, name)
     if isinstance(default, bool):
         return w.Checkbox(default, description=label, style=style, indent=False)
+    if isinstance(default, str):  # a named rule: DynaTree's history controller
+        return w.Dropdown(options=list(CONTROLLERS), value=default, description=label, style=style)
     if isinstance(default, int):
         low, high = RANGES.get(name, (0, 100))
         return w.IntSlider(default, low, high, description=label, style=style)
@@ -67,8 +75,7 @@ class ControlPanel:
                                       layout={"grid_template_columns": "repeat(2, 50%)"})
                       for kind, controls in self.knobs.items()}
         self.method.observe(lambda _: self._show_knobs(), names="value")
-        hint = w.HTML("<i>Change the settings, then press <b>Run</b>: a run decodes the prompt with "
-                      "this method and with greedy AR (a few seconds on a CPU).</i>")
+        hint = w.HTML(f"<i>{HINT}</i>")
         self.widget = w.VBox([self.prompt, w.HBox([self.method, self.tokens]), *self.boxes.values(), hint,
                               self.button, self.output])
         self._show_knobs()

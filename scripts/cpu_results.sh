@@ -14,7 +14,9 @@ cd "$(dirname "$0")/.."
 P="--pair embedded --results-dir results"
 # Our methods with the causal-LM draft (@model) and with the feature head (@head), and the peers.
 BOTH="ar,hf,hf-assisted,prompt-lookup,linear@model,fixed@model,dynatree@model,dynatree+lookup@model"
-BOTH="$BOTH,linear@head,fixed@head,dynatree@head,dynatree+lookup@head"
+BOTH="$BOTH,linear@head,fixed@head,dynatree@head,dynatree+lookup@head,dynatree-paper@model"
+# Baselines tuned on the ablation's WikiText-2 sweep (the best fixed tree and the best Linear k).
+TUNED="fixed:depth=3:branch=3:threshold=0.05@model,linear:k=2@model"
 PART="${1:-all}"
 case "$PART" in all|drafts|rest) ;; *) echo "usage: $0 [all|drafts|rest]" >&2; exit 2;; esac
 if [ "$PART" != rest ]; then
@@ -23,7 +25,7 @@ python -m dynatree_lib costs $P
 python -m dynatree_lib bench $P --dataset wikitext2 --num-prompts 10 --warmup 2 --max-new-tokens 128 \
     --methods "$BOTH"
 python -m dynatree_lib bench $P --dataset spec_bench --per-group 6 --warmup 2 --max-new-tokens 128 \
-    --methods "ar,hf,hf-assisted,prompt-lookup,fixed@model,dynatree@model,linear@head,fixed@head,dynatree@head,dynatree+lookup@head"
+    --methods "ar,hf,hf-assisted,prompt-lookup,fixed@model,$TUNED,dynatree@model,dynatree-paper@model,linear@head,fixed@head,dynatree@head,dynatree+lookup@head"
 python -m dynatree_lib bench $P --dataset pg19 --num-prompts 10 --warmup 2 --max-new-tokens 128 \
     --methods "$BOTH"
 fi
@@ -31,9 +33,9 @@ fi
 # The rest with the pair's default drafter (models.EMBEDDED_DRAFTER: the draft model).
 python -m dynatree_lib bench $P --dataset wikitext2 --num-prompts 10 --warmup 2 --max-new-tokens 128 \
     --no-pack --methods ar,dynatree --output results/nopack_wikitext2_embedded_cpu.json
-python -m dynatree_lib ablation $P --dataset wikitext2 --num-prompts 5 --warmup 1 --max-new-tokens 128
-python -m dynatree_lib sweep fixed $P --dataset wikitext2 --depths 3,5,8 --branches 1,2,3 \
-    --thresholds 0.05,0.2 --num-prompts 5 --warmup 1 --max-new-tokens 128
+# The ablation ladder, the fixed-tree sweep and Linear(k) on the same ten prompts in one run.
+python -m dynatree_lib ablation $P --dataset wikitext2 --num-prompts 10 --warmup 1 --max-new-tokens 128 \
+    --depths 3,5,8 --branches 1,2,3 --thresholds 0.05,0.2 --ks 2,4,8
 python -m dynatree_lib sweep dynatree $P --dataset wikitext2 --num-prompts 5 --warmup 1 --max-new-tokens 128
 python -m dynatree_lib scaling length $P --dataset wikitext2 --grid 32,64,128,256 --num-prompts 3 --warmup 1
 python -m dynatree_lib scaling prompt $P --dataset wikitext2 --grid 64,128,256,512 --num-prompts 3 --warmup 1 \

@@ -95,3 +95,35 @@ def test_unknown_method_and_bad_protocol(pair):
     bench_pair = ModelPair(target, draft, None, "tiny", target.device, target.dtype)
     with pytest.raises(ValueError, match="more prompts"):
         run_benchmark(bench_pair, [[1, 2, 3]], [spec("dynatree")], 4, warmup=1, progress=False)
+
+
+def _paired_doc(a_values, b_values):
+    records = [{"prompt_index": i, "method": m, "speedup": v}
+               for m, values in (("a", a_values), ("b", b_values)) for i, v in enumerate(values)]
+    return {"records": records}
+
+
+def test_paired_difference_tells_a_win_from_noise():
+    from dynatree_lib.paired import describe, paired_difference
+
+    win = paired_difference(_paired_doc([1.5, 1.6, 1.4, 1.55], [1.2, 1.3, 1.1, 1.25]), "a", "b")
+    assert win["verdict"] == "a" and win["low"] > 0 and win["mean"] == pytest.approx(0.3)
+    # same means, but the per-prompt differences change sign: within noise
+    noise = paired_difference(_paired_doc([1.5, 1.0, 1.6, 0.9], [1.0, 1.5, 0.9, 1.6]), "a", "b")
+    assert noise["verdict"] == "within noise" and noise["low"] < 0 < noise["high"]
+    lose = paired_difference(_paired_doc([1.0, 1.1, 0.9], [1.4, 1.5, 1.3]), "a", "b")
+    assert lose["verdict"] == "b" and "b wins" in describe(lose, "a", "b")
+    assert paired_difference(_paired_doc([1.5, 1.0, 1.6, 0.9], [1.0, 1.5, 0.9, 1.6]), "a", "b") == noise
+    with pytest.raises(ValueError, match="two or more"):
+        paired_difference(_paired_doc([1.0], [1.1]), "a", "b")
+
+
+def test_self_repetition_and_copy_rate():
+    from dynatree_lib.repetition import copy_rate, self_repetition
+
+    assert self_repetition([1, 2, 3, 4, 5, 6]) == 0.0
+    loop = [7, 8, 9] * 4                      # 10 trigrams, the first 3 fresh
+    assert self_repetition(loop) == pytest.approx(7 / 10)
+    assert self_repetition([1, 2]) is None
+    assert copy_rate([1, 2, 3, 4], [2, 3, 4, 9]) == pytest.approx(1 / 2)
+    assert copy_rate([1, 2, 3], [5]) is None

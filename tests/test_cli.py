@@ -96,8 +96,8 @@ def test_explorer_file_becomes_a_working_page_fragment(saved_pair, tmp_path, cap
     main(["explore", "--pair", f"{saved_pair['target']},{saved_pair['draft']}", "--num-prompts", "1",
           "--warmup", "1", "--max-new-tokens", "8", "--max-prompt-tokens", "40", "--output", str(out)])
     doc = read_results(out)
-    assert len(doc["trees"]) == 36 and all(doc["trees"].values())
+    assert len(doc["trees"]) == 54 and all(doc["trees"].values())
     html = explorer_html(doc)
     data = json.loads(re.search(r"const data = (\{.*?\});\n", html).group(1))
-    assert len(data["settings"]) == 36 and all(s["trees"] for s in data["settings"].values())
+    assert len(data["settings"]) == 54 and all(s["trees"] for s in data["settings"].values())
     assert html.count('<select data-key="') == 5 and "Plotly.react" in html

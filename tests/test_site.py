@@ -142,10 +142,13 @@ def test_explorer_menus_redraw_the_tree_without_a_kernel(site):
         plot = root.locator(".dt-plot")
         state = "gd => JSON.stringify([gd.layout.title.text, gd.data.map(t => (t.x || []).length)])"
         assert plot.locator("svg.main-svg").count() > 0, "the explorer drew nothing"
+        # the page opens on a tree that shows something: the nodes trace holds the root + drafts
+        shown = plot.evaluate("gd => gd.data[gd.data.length - 1].x.length")
+        assert shown >= 2, "the explorer opens on a tree without draft nodes"
         seen = {plot.evaluate(state)}
-        for key, value in (("max_depth", "3"), ("max_branch", "1"), ("threshold", "0.02"),
-                           ("iteration", "1")):
-            root.locator(f'select[data-key="{key}"]').select_option(value)
+        for key in ("max_depth", "max_branch", "threshold", "iteration"):
+            menu = root.locator(f'select[data-key="{key}"]')  # pick a value other than the opening one
+            menu.select_option(menu.evaluate("m => [...m.options].find(o => !o.selected).value"))
             page.wait_for_timeout(300)
             seen.add(plot.evaluate(state))
         assert len(seen) >= 4, "changing the explorer's menus did not change the tree"

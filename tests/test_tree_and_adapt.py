@@ -7,7 +7,7 @@ import torch
 from tiny_models import prompt
 
 from dynatree_lib import DynaTree, HistoryController, generate
-from dynatree_lib.adapt import bound_shares
+from dynatree_lib.adapt import best_depth, bound_shares
 from dynatree_lib.drafting import growth_rule
 from dynatree_lib.tree import TokenTree
 
@@ -67,33 +67,52 @@ def test_paper_controller_integrates_towards_its_set_point_and_pins_when_unreach
     assert frozen.base_depth == 5 and not frozen.history
 
 
-@pytest.mark.parametrize("level", [0.0, 0.2, 0.45, 0.7, 1.0])
-def test_relative_controller_settles_inside_its_bounds_at_any_constant_acceptance(level):
+def test_best_depth_maximises_tokens_per_cost():
+    for rate in (0.05, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99):
+        for cost in (0.0, 0.06, 0.12, 0.3):
+            values = [sum(rate ** i for i in range(d + 1)) / (1 + cost * d) for d in range(1, 9)]
+            assert best_depth(rate, cost, 8) == 1 + values.index(max(values))
+    depths = [best_depth(r / 100, 0.12, 8) for r in range(1, 100)]
+    assert depths == sorted(depths) and depths[0] == 1 and depths[-1] == 8  # deeper as a grows
+    assert best_depth(0.7, 0.3, 8) < best_depth(0.7, 0.06, 8)               # shallower as cost grows
+
+
+@pytest.mark.parametrize("accepted", [2, 3, 4])
+def test_goodput_controller_settles_inside_its_bounds_at_a_constant_acceptance(accepted):
     method = DynaTree()
     controller = HistoryController(method)
     depths, taus = [], []
     for _ in range(60):
         depths.append(controller.base_depth), taus.append(controller.tau_high)
-        controller.update(accepted_depth=round(level * 5), drafted_depth=5)
-    assert controller.base_depth == pytest.approx(method.base_depth)
-    assert controller.tau_high == pytest.approx(method.tau_high)
-    assert bound_shares(depths, taus, method)["any"] == 0.0
+        controller.update(accepted_depth=accepted, drafted_depth=5)
+    # accepted of 5 levels: accepted + 1 attempted, so a -> accepted / (accepted + 1)
+    assert controller.level_acceptance == pytest.approx(accepted / (accepted + 1), abs=0.01)
+    expected = best_depth(accepted / (accepted + 1), method.draft_cost, method.max_depth)
+    assert controller.base_depth == expected and 1 < expected < method.max_depth
+    assert set(taus) == {method.tau_high}  # breadth stays the reader's: tau_high never moves
+    assert bound_shares(depths[20:], taus[20:], method)["any"] == 0.0
 
 
-def test_relative_controller_deepens_on_a_good_stretch_and_returns():
-    method = DynaTree(base_depth=4, max_depth=8, depth_gain=2.0, tau_gain=0.1)
-    controller = HistoryController(method)
+def test_goodput_controller_follows_the_text_and_its_extremes_are_right():
+    controller = HistoryController(DynaTree())
     for _ in range(20):
-        controller.update(accepted_depth=1, drafted_depth=5)    # the pair's usual 0.2
-    for _ in range(5):
-        controller.update(accepted_depth=4, drafted_depth=5)    # an easy stretch
-    assert 5.0 < controller.base_depth <= 6.0 and controller.tau_high < method.tau_high
-    for _ in range(5):
-        controller.update(accepted_depth=0, drafted_depth=5)    # a hard one
-    assert controller.base_depth < 4.0 and controller.tau_high > method.tau_high
-    for _ in range(200):
-        controller.update(accepted_depth=1, drafted_depth=5)
-    assert abs(controller.base_depth - 4.0) < 0.5  # back near the configured operating point
+        controller.update(accepted_depth=2, drafted_depth=5)    # a = 2/3: three levels pay
+    assert controller.base_depth == 3
+    for _ in range(10):
+        controller.update(accepted_depth=5, drafted_depth=5)    # an easy stretch: deeper
+    assert controller.base_depth >= 5
+    for _ in range(40):
+        controller.update(accepted_depth=2, drafted_depth=5)
+    assert controller.base_depth == 3                           # and back
+    hopeless, perfect = HistoryController(DynaTree()), HistoryController(DynaTree())
+    for _ in range(30):
+        hopeless.update(accepted_depth=0, drafted_depth=3)
+        perfect.update(accepted_depth=8, drafted_depth=8)
+    assert hopeless.base_depth == 1 and perfect.base_depth == 8  # the bounds, where they are right
+    cheap = HistoryController(DynaTree(draft_cost=0.01))
+    for _ in range(20):
+        cheap.update(accepted_depth=2, drafted_depth=5)
+    assert cheap.base_depth > 3                                 # cheaper drafting: deeper trees
 
 
 def test_bound_shares_count_each_bound():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import pytest
@@ -33,18 +34,28 @@ def test_tree_figure_highlights_the_accepted_path(pair):
     assert sum(w == 3 for w in widths) == len(trace.accepted_path)
     red_edges = [t for t in fig.data[:-1] if t.line.color == viz.ACCEPTED]
     assert len(red_edges) == len(trace.accepted_path) - 1
+    # colour = log10 p(path) (floored), the colour bar labelled as probabilities
+    assert list(nodes.marker.color) == pytest.approx(
+        [max(math.log10(p), -viz.PROB_DECADES) for p in trace.path_prob])
+    assert list(nodes.marker.colorbar.ticktext)[:3] == ["1", "0.1", "0.01"]
+    assert f"p(path) = {trace.path_prob[1]:.3g}" in nodes.hovertext[1]  # the plain probability
 
 
 def test_tree_slider_figure_shows_one_tree_per_step(pair):
     target, draft = pair
     traces = {f"D={d}": generate(target, draft, prompt(2), FixedTree(depth=d, branch=2, threshold=0.01), 8,
                                  eos_token_id=[], trace=True).trace[0] for d in (1, 3)}
-    fig = viz.tree_slider_figure(traces, slider_title="depth")
+    fig = viz.tree_slider_figure(traces, slider_title="depth", details={"D=1": "tau 1.5", "D=3": "tau 2.0"})
     steps = fig.layout.sliders[0].steps
     assert [s.label for s in steps] == ["D=1", "D=3"]
     first = steps[0].args[0]["visible"]
     assert sum(first) == sum(1 for t in fig.data if t.visible is not False)
     assert first != steps[1].args[0]["visible"]
+    # each step sets title.text (plotly.js 3 drops a plain-string title and it vanishes)
+    for step in steps:
+        title = step.args[1]["title.text"]
+        assert step.label in title and "tau" in title
+    assert fig.layout.title.text == steps[0].args[1]["title.text"]
 
 
 def test_control_panel_runs_the_decoder(pair):
@@ -77,6 +88,84 @@ def test_control_panel_runs_the_decoder(pair):
     assert panel.run()["identical_to_ar"]
     panel.knobs["dynatree"]["tau_high"].value, panel.knobs["dynatree"]["tau_low"].value = 0.3, 0.9
     assert "tau_low" in panel.run()["error"]  # said, not silently clipped
+    hints = [c.value for c in panel.widget.children if type(c).__name__ == "HTML"]
+    assert any("live kernel" in h and "static site" in h for h in hints)  # Run does nothing there
+
+
+# ---- the static explorer ------------------------------------------------------------------------
+
+def _tree(nodes: int, accepted: int) -> dict:
+    """A chain of ``nodes`` draft nodes after the root, the first ``accepted`` of them accepted."""
+    n = nodes + 1
+    return {"tokens": list(range(n)), "text": [f"t{i}" for i in range(n)], "parents": list(range(-1, n - 1)),
+            "depths": list(range(n)), "path_prob": [0.5 ** i for i in range(n)],
+            "accepted_path": list(range(accepted + 1)), "committed": list(range(accepted + 1)),
+            "prefix_len": 4}
+
+
+def _explorer_doc(trees) -> dict:
+    """An ``explore`` document over a small grid; ``trees(config)`` gives each setting's trees."""
+    import itertools
+
+    methods, aggregates, stored = [], {}, {}
+    for depth, branch, tau_high, eps in itertools.product((3, 8), (1, 3), (0.5, 0.9), (0.02, 0.1)):
+        config = {"max_depth": depth, "max_branch": branch, "tau_high": tau_high, "threshold": eps}
+        label = f"D{depth} B{branch} t{tau_high} e{eps}"
+        methods.append({"label": label, "kind": "dynatree", "config": config})
+        aggregates[label] = {k: {"mean": 1.5, "std": 0.1} for k in
+                             ("tau", "speedup", "acceptance_rate", "mean_tree_size")}
+        stored[label] = trees(config)
+    return {"methods": [{"label": "ar", "kind": "ar", "config": {}}, *methods], "trees": stored,
+            "aggregates": {"ar": {}, **aggregates}}
+
+
+def _opening(html: str) -> tuple[dict, dict]:
+    """The explorer's data and the option each menu opens on."""
+    import json
+    import re
+
+    data = json.loads(re.search(r"const data = (\{.*?\});\n", html).group(1))
+    chosen = {key: re.search(r'value="([^"]+)" selected', options).group(1)
+              for key, options in re.findall(r'<select data-key="(\w+)">(.*?)</select>', html)}
+    return data, chosen
+
+
+def test_explorer_opens_on_the_default_setting_at_a_tree_that_accepts():
+    import re
+
+    # the first tree is empty, the second accepts one token, the third accepts two
+    html = viz.explorer_html(_explorer_doc(lambda _: [_tree(0, 0), _tree(3, 1), _tree(3, 2), _tree(4, 4)]))
+    data, chosen = _opening(html)
+    assert set(chosen) == {"max_depth", "max_branch", "tau_high", "threshold", "iteration"}
+    assert len(data["settings"]["8|3|0.9|0.02"]["trees"]) == 4
+    assert re.search(r'<select data-key="iteration">(.*?)</select>', html).group(1).count("<option") == 4
+    # DynaTree's D_max, B_max, θ_high; its ε = 0.05 is not in the grid: the grid's first
+    assert chosen == {"max_depth": "8", "max_branch": "3", "tau_high": "0.9", "threshold": "0.02",
+                      "iteration": "2"}
+    tree = data["settings"]["8|3|0.9|0.02"]["trees"][int(chosen["iteration"])]
+    assert tree["nodes"] >= 2 and tree["accepted_n"] >= 2
+    assert data["cmin"] == -viz.PROB_DECADES and tree["color"][1] == pytest.approx(math.log10(0.5))
+
+
+def test_explorer_falls_back_when_the_default_setting_never_accepts():
+    # only D_max = 3 settings accept: the page opens on the first of them
+    html = viz.explorer_html(_explorer_doc(
+        lambda config: [_tree(0, 0), _tree(2, 2 if config["max_depth"] == 3 else 0)]))
+    _, chosen = _opening(html)
+    assert chosen == {"max_depth": "3", "max_branch": "1", "tau_high": "0.5", "threshold": "0.02",
+                      "iteration": "1"}
+    # no tree accepts two tokens anywhere: the default setting's first tree, no error
+    _, chosen = _opening(viz.explorer_html(_explorer_doc(lambda _: [_tree(1, 0)])))
+    assert chosen == {"max_depth": "8", "max_branch": "3", "tau_high": "0.9", "threshold": "0.02",
+                      "iteration": "0"}
+
+
+def test_explorer_reads_the_committed_file():
+    doc = read_results(RESULTS / "explorer_wikitext2_embedded_cpu.json")  # may hold only 3 iterations
+    data, chosen = _opening(viz.explorer_html(doc))
+    key = "|".join(chosen[k] for k in ("max_depth", "max_branch", "tau_high", "threshold"))
+    tree = data["settings"][key]["trees"][int(chosen["iteration"])]
+    assert tree["nodes"] >= 2 and tree["accepted_n"] >= 2
 
 
 # ---- results chapters: the figures read the committed results/*.json --------------------------
@@ -147,12 +236,35 @@ def test_scaling_figure_orders_the_grid_by_value():
 def test_sensitivity_and_breakdown_figures_cover_every_configuration():
     sens = read_results(RESULTS / "sensitivity_wikitext2_embedded_cpu.json")
     fig = viz.sensitivity_figure(sens)
-    plotted = [label for trace in fig.data for label in trace.text]
+    speedup = [trace for trace in fig.data if trace.showlegend]  # the left panel, one bar trace per group
+    plotted = [label for trace in speedup for label in trace.y]  # labels on the y axis: no overprint
     assert sorted(plotted) == sorted(m for m in sens["aggregates"] if m != "ar")
-    assert [trace.name for trace in fig.data] == ["default", "thresholds", "breadth", "depth"]
+    assert [trace.name for trace in speedup] == ["default", "thresholds", "breadth", "depth"]
+    assert all(trace.orientation == "h" and trace.text is None for trace in fig.data)
     main = read_results(RESULTS / "main_wikitext2_embedded_cpu.json")
     breakdown = viz.time_breakdown_figure(main)
     assert [t.name for t in breakdown.data] == ["draft", "verify (target)", "bookkeeping"]
     draft_ms = dict(zip(breakdown.data[0].x, breakdown.data[0].y, strict=True))
     # AR is the reference bar: no drafting
     assert draft_ms["ar"] == 0 and draft_ms["dynatree@model"] > 0 and draft_ms["dynatree@head"] > 0
+
+
+def test_spec_bench_figure_shows_one_task_group_at_a_time():
+    doc = read_results(RESULTS / "spec_bench_embedded_cpu.json")
+    fig = viz.spec_bench_figure(doc)
+    buttons = fig.layout.updatemenus[0].buttons
+    assert buttons[0].label == "Overall" and len(buttons) == len(doc["groups"])
+    assert [t.visible for t in fig.data[:2]] == [True, True] and not any(t.visible for t in fig.data[2:])
+    assert list(fig.data[0].y) == list(doc["aggregates"])  # methods on the y axis
+    assert list(fig.data[0].x) == [doc["groups"]["overall"][m]["speedup"] for m in doc["aggregates"]]
+    second = buttons[1].args[0]["visible"]
+    assert second[2:4] == [True, True] and sum(second) == 2
+    assert buttons[1].label in buttons[1].args[1]["title.text"]
+
+
+def test_cost_model_figure_names_points_in_hover_and_legend_only():
+    doc = read_results(RESULTS / "main_wikitext2_embedded_cpu.json")
+    rows = viz.predicted_vs_measured(doc, read_costs(RESULTS / "costs_embedded_cpu.json"))
+    fig = viz.cost_model_figure(rows)
+    assert [t.name for t in fig.data[1:]] == [r["method"] for r in rows]
+    assert all("text" not in t.mode for t in fig.data)
