@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> None:
     cost.add_argument("--device")
     cost.add_argument("--sizes", default="1,2,3,4,6,8,12,16,24,32,48,64", help="tokens per forward")
     cost.add_argument("--prefix-len", type=int, default=256, help="cached tokens before each forward")
-    cost.add_argument("--repeats", type=int, default=5)
+    cost.add_argument("--repeats", type=int, default=20, help="measured rounds (each size's median)")
     _outputs(cost, "costs_<pair>_<device>.json")
     cost.set_defaults(run=cmd_costs)
     gpu = sub.add_parser("gpu-check", help="exactness in fp32/fp16/bf16, a GPU+CPU split target and "

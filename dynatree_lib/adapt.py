@@ -33,12 +33,13 @@ each, so
 
     D_0 = argmax_{1 <= D <= D_max}  (1 + a + ... + a^D) / (1 + beta * D).
 
-The optimum moves with a (beta = 0.18, the embedded draft's measured share: D_0 = 1 below
-a = 0.48, 2 up to 0.65, 3 up to 0.75, 4 up to 0.82, ...): easy stretches get deeper trees, hard ones shallower. It is interior
-whenever the draft is neither hopeless nor perfect, so the controller does not
-saturate; and it leaves tau_high where the reader put it: breadth stays the
-configured rule's (the paper's controller overrides it). Beyond D_0 the depth rule
-still lets a path grow while p(u) > rho_deep.
+The optimum moves with a (beta = 0.18, the embedded draft's measured share: D_0 = 1
+below a = 0.48, 2 up to 0.65, 3 up to 0.75, 4 up to 0.82, ...): easy stretches get
+deeper trees, hard ones shallower. The depth is chosen, not integrated, so nothing
+winds up against a bound: D_0 = 1 is where a poor draft's optimum lies, not where an
+unreachable set point pushed it. tau_high stays where the reader put it: breadth is
+the configured rule's (the paper's controller overrides it). Beyond D_0 the depth
+rule still lets a path grow while p(u) > rho_deep.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import re
 from .bench import read_results
 from .costs import read_costs
 from .paired import paired_difference
+from .repetition import self_repetition
 from .resources import find_results
 
 MAIN = {"wikitext2": "main_wikitext2_embedded_cpu.json", "pg19": "main_pg19_embedded_cpu.json"}
@@ -41,6 +42,14 @@ def _mean(doc: dict, label: str, metric: str) -> float:
     return doc["aggregates"][label][metric]["mean"]
 
 
+def _controller(doc: dict, label: str) -> str:
+    """Which history controller a file's DynaTree ran with (files written before the choice
+    existed record no ``controller`` field: they ran the paper's rule)."""
+    config = next(m["config"] for m in doc["methods"] if m["label"] == label)
+    name = config.get("controller", "paper")
+    return "the paper's controller" if name == "paper" else f"the {name} controller"
+
+
 def _available(name: str) -> bool:
     return bool(find_results(name))
 
@@ -56,8 +65,16 @@ def book_numbers() -> dict[str, float | str]:
         numbers[f"{key}_ar_tps"] = _mean(doc, "ar", "throughput")
         numbers[f"{key}_date"] = doc["environment"]["date"][:10]
         numbers[f"{key}_prompts"] = doc["protocol"]["num_prompts"]
+        # AR's outputs looping on themselves (from the records' tokens, so older files count too)
+        loops = [self_repetition(r["tokens"]) for r in doc["records"] if r["method"] == "ar"]
+        loops = [x for x in loops if x is not None]
+        numbers[f"{key}_self_repetition"] = sum(loops) / len(loops)
+        if "dynatree@model" in doc["aggregates"]:
+            numbers[f"{key}_controller"] = _controller(doc, "dynatree@model")
         for label in doc["aggregates"]:
             numbers[f"{key}_{slug(label)}_speedup"] = _mean(doc, label, "speedup")
+            if "controller_at_bound" in doc["aggregates"][label]:
+                numbers[f"{key}_{slug(label)}_at_bound"] = _mean(doc, label, "controller_at_bound")
             numbers[f"{key}_{slug(label)}_tau"] = _mean(doc, label, "tau")
         numbers[f"{key}_exact"] = "yes" if all(a["identical_to_ar"] for a in doc["aggregates"].values()) \
             else "NO"
@@ -105,12 +122,18 @@ def book_numbers() -> dict[str, float | str]:
         draft = costs["curves"]["draft"].get("packed") or costs["curves"]["draft"]["default"]
         target = costs["curves"]["target"].get("packed") or costs["curves"]["target"]["default"]
         numbers["cost_beta"] = draft["1"] / target["1"]
+        numbers["cost_repeats"] = costs["repeats"]
+        numbers["cost_packed_rmin"] = min(target.values()) / target["1"]
+        numbers["cost_packed_rmin_n"] = int(min(target, key=target.get))
+        if _available(MAIN["wikitext2"]):
+            numbers.update(cost_model_numbers(read_results(MAIN["wikitext2"]), costs))
     if _available(ABLATION):
         numbers.update(ablation_numbers(read_results(ABLATION)))
     if _available("sensitivity_wikitext2_embedded_cpu.json"):
         doc = read_results("sensitivity_wikitext2_embedded_cpu.json")
         variants = [m for m in doc["aggregates"] if m != "ar"]
         numbers["se_prompts"] = doc["protocol"]["num_prompts"]
+        numbers["se_controller"] = _controller(doc, "dynatree default")
         numbers["se_default_speedup"] = _mean(doc, "dynatree default", "speedup")
         numbers["se_min_speedup"] = min(_mean(doc, m, "speedup") for m in variants)
         numbers["se_max_speedup"] = max(_mean(doc, m, "speedup") for m in variants)
@@ -119,6 +142,7 @@ def book_numbers() -> dict[str, float | str]:
     if lengths:
         docs = sorted((read_results(p) for p in lengths), key=lambda d: d["protocol"]["max_new_tokens"])
         numbers["sl_prompts"] = docs[0]["protocol"]["num_prompts"]
+        numbers["sl_controller"] = _controller(docs[0], "dynatree")
         numbers["sl_short_T"] = docs[0]["protocol"]["max_new_tokens"]
         numbers["sl_long_T"] = docs[-1]["protocol"]["max_new_tokens"]
         numbers["sl_short_dynatree_speedup"] = _mean(docs[0], "dynatree", "speedup")
@@ -142,6 +166,11 @@ def book_numbers() -> dict[str, float | str]:
                 numbers[f"sb_{group}_{slug(label)}_speedup"] = t["speedup"]
                 numbers[f"sb_{group}_{slug(label)}_tau"] = t["tau"]
             numbers[f"sb_{group}_copy_rate"] = totals["ar"]["copy_rate"]
+            numbers[f"sb_{group}_self_repetition"] = totals["ar"]["self_repetition"]
+        for label, a in doc["aggregates"].items():
+            if "controller_at_bound" in a:
+                numbers[f"sb_{slug(label)}_at_bound"] = a["controller_at_bound"]["mean"]
+        numbers.update(paired_numbers(doc, "sb_pair", SPEC_BENCH_PAIRS))
     return numbers
 
 
@@ -175,16 +204,51 @@ def ablation_numbers(doc: dict) -> dict[str, float | str]:
     numbers["ab_best_fixed"] = best_fixed = best_of(doc, "fixed D=")
     numbers["ab_best_linear"] = best_linear = best_of(doc, "linear k=")
     numbers["ab_fixed_trees"] = sum(m.startswith("fixed D=") for m in doc["aggregates"])
+    numbers["ab_best_fixed_speedup"] = _mean(doc, best_fixed, "speedup")
+    numbers["ab_best_linear_speedup"] = _mean(doc, best_linear, "speedup")
     pairs = {f"step{i}": (LADDER[i], LADDER[i - 1]) for i in range(1, len(LADDER))}
     pairs.update(paper=("+ history (paper)", "+ pruning"), controllers=(LADDER[-1], "+ history (paper)"),
                  vs_fixed=(LADDER[-1], best_fixed), vs_linear=(LADDER[-1], best_linear))
+    numbers.update(paired_numbers(doc, "ab", pairs))
+    return numbers
+
+
+def cost_model_numbers(doc: dict, costs: dict) -> dict[str, float | str]:
+    """How far chapter 5's cost model lands from the measured speedups (``cm_*``): the mean
+    and the largest relative error |predicted - measured| / measured over our methods."""
+    from .viz import predicted_vs_measured
+
+    rows = predicted_vs_measured(doc, costs)
+    errors = {r["method"]: abs(r["predicted"] - r["measured"]) / r["measured"] for r in rows}
+    worst = max(errors, key=errors.get)
+    return {"cm_methods": len(rows), "cm_mean_error": sum(errors.values()) / len(errors),
+            "cm_max_error": errors[worst], "cm_worst": worst}
+
+
+def paired_numbers(doc: dict, prefix: str, pairs: dict[str, tuple[str, str]]) -> dict[str, float | str]:
+    """``{prefix}_{name}_mean/low/high/verdict`` of each (a, b): the paired per-prompt speedup
+    difference a - b with its bootstrap interval (:mod:`dynatree_lib.paired`); pairs whose
+    methods the file lacks are skipped."""
+    numbers: dict[str, float | str] = {}
     for name, (a, b) in pairs.items():
+        if a not in doc["aggregates"] or b not in doc["aggregates"]:
+            continue
         diff = paired_difference(doc, a, b)
         for field in ("mean", "low", "high"):
-            numbers[f"ab_{name}_{field}"] = diff[field]
+            numbers[f"{prefix}_{name}_{field}"] = diff[field]
         verdicts = {"a": f"{a} wins", "b": f"{b} wins"}
-        numbers[f"ab_{name}_verdict"] = verdicts.get(diff["verdict"], "within noise")
+        numbers[f"{prefix}_{name}_verdict"] = verdicts.get(diff["verdict"], "within noise")
     return numbers
+
+
+# Spec-Bench: DynaTree against the baselines tuned on the WikiText-2 sweep, the paper's
+# controller and prompt lookup, prompt by prompt (scripts/cpu_results.sh names them).
+TUNED_FIXED, TUNED_LINEAR = "fixed D=3 B=3 t=0.05@model", "linear:k=2@model"
+SPEC_BENCH_PAIRS = {"fixed": ("dynatree@model", TUNED_FIXED), "linear": ("dynatree@model", TUNED_LINEAR),
+                    "paper": ("dynatree@model", "dynatree-paper@model"),
+                    "lookup": ("dynatree@model", "prompt-lookup"),
+                    "head_lookup": ("dynatree@head", "prompt-lookup"),
+                    "head_model": ("dynatree@head", "dynatree@model")}
 
 
 def readme_table() -> str:
@@ -209,8 +273,13 @@ def readme_table() -> str:
     for dataset, doc in docs.items():
         env, protocol = doc["environment"], doc["protocol"]
         exact = all(a["identical_to_ar"] for a in doc["aggregates"].values())
+        loops = [self_repetition(r["tokens"]) for r in doc["records"] if r["method"] == "ar"]
+        loops = [x for x in loops if x is not None]
+        controller = next(m["config"].get("controller", "paper") for m in doc["methods"]
+                          if m["label"] == "dynatree@model")
         notes.append(f"{dataset}: {protocol['num_prompts']} prompts, T = {protocol['max_new_tokens']}"
-                     f"{' (stops at EOS)' if protocol['stop_at_eos'] else ''}, AR "
-                     f"{_mean(doc, 'ar', 'throughput'):.1f} tokens/s, {env['date'][:10]}, "
-                     f"every output identical to AR: {'yes' if exact else 'NO'}")
+                     f"{' (stops at EOS)' if protocol['stop_at_eos'] else ''}, {env['date'][:10]}, AR "
+                     f"{_mean(doc, 'ar', 'throughput'):.1f} tok/s, DynaTree's controller: {controller}, "
+                     f"AR self-repetition {sum(loops) / len(loops):.0%}, all identical to AR: "
+                     f"{'yes' if exact else 'NO'}")
     return "\n".join(rows) + "\n\n" + "; ".join(notes) + "."

@@ -264,8 +264,8 @@ def sweep_heatmap_figure(doc: dict, metric: str = "speedup") -> go.Figure:
 
 # ---- results chapters: every function below reads result documents only ----------------------
 
-TABLE_COLUMNS = {"throughput": ("tok/s", 1.0), "speedup": ("speedup", 1.0), "tau": ("tau", 1.0),
-                 "acceptance_rate": ("acceptance", 1.0), "ttft": ("TTFT ms", 1000.0),
+TABLE_COLUMNS = {"throughput": ("tok/s", 1.0), "speedup": ("S", 1.0), "tau": ("τ", 1.0),
+                 "acceptance_rate": ("α", 1.0), "mean_tree_size": ("nodes", 1.0), "ttft": ("TTFT ms", 1000.0),
                  "tpot": ("TPOT ms", 1000.0), "iterations": ("iterations", 1.0),
                  "target_forwards": ("target fwd", 1.0), "draft_forwards": ("draft fwd", 1.0),
                  "peak_memory_bytes": ("peak MB", 1e-6)}
@@ -284,14 +284,21 @@ def run_description(doc: dict) -> str:
             f"T = {protocol['max_new_tokens']}; command: {protocol['command']}")
 
 
-def results_frame(doc: dict, std: bool = False):
-    """A pandas table of the aggregates: one row per method, means (``std=True``: "mean ± std")."""
+# The table's columns: few enough to fit a 1280 px page with "mean ± std" cells.
+FRAME_COLUMNS = ("speedup", "tau", "acceptance_rate", "throughput", "tpot", "draft_forwards")
+
+
+def results_frame(doc: dict, std: bool = False, columns: tuple[str, ...] = FRAME_COLUMNS):
+    """A pandas table of the aggregates: one row per method, means (``std=True``: "mean ± std").
+
+    S = speedup over AR, τ = tokens per target forward, α = acceptance (chapter 0)."""
     import pandas as pd
 
     rows = {}
     for label, a in doc["aggregates"].items():
         row = {"exact": "yes" if a["identical_to_ar"] else f"NO ({a['mismatches']})"}
-        for metric, (name, scale) in TABLE_COLUMNS.items():
+        for metric in columns:
+            name, scale = TABLE_COLUMNS[metric]
             if metric in a:
                 mean, sd = a[metric]["mean"] * scale, a[metric]["std"] * scale
                 row[name] = f"{mean:.2f} ± {sd:.2f}" if std else round(mean, 2)
@@ -300,7 +307,8 @@ def results_frame(doc: dict, std: bool = False):
 
 
 def metric_dropdown_figure(docs: dict[str, dict], metrics: tuple[str, ...] = (
-        "speedup", "throughput", "tau", "ttft", "tpot", "acceptance_rate", "peak_memory_bytes")) -> go.Figure:
+        "speedup", "throughput", "tau", "ttft", "tpot", "acceptance_rate", "peak_memory_bytes"),
+        title: str = "main comparison (mean ± std over prompts)") -> go.Figure:
     """Grouped bars (one group per method, one colour per document) with a dropdown over metrics."""
     fig = go.Figure()
     buttons = []
@@ -316,7 +324,7 @@ def metric_dropdown_figure(docs: dict[str, dict], metrics: tuple[str, ...] = (
                                  {"yaxis": {"title": name}}]})
     fig.update_layout(barmode="group", height=420, yaxis={"title": TABLE_COLUMNS[metrics[0]][0]},
                       updatemenus=[{"buttons": buttons, "x": 1.0, "xanchor": "right", "y": 1.18}],
-                      title="main comparison (mean ± std over prompts)", margin={"t": 80})
+                      title=title, margin={"t": 80})
     return fig
 
 

@@ -40,4 +40,4 @@ python -m dynatree_lib sweep dynatree $P --dataset wikitext2 --num-prompts 5 --w
 python -m dynatree_lib scaling length $P --dataset wikitext2 --grid 32,64,128,256 --num-prompts 3 --warmup 1
 python -m dynatree_lib scaling prompt $P --dataset wikitext2 --grid 64,128,256,512 --num-prompts 3 --warmup 1 \
     --max-new-tokens 128
-python -m dynatree_lib explore $P --dataset wikitext2 --num-prompts 4 --warmup 1 --max-new-tokens 64
+python -m dynatree_lib explore $P --dataset wikitext2 --num-prompts 3 --warmup 1 --max-new-tokens 64

@@ -190,7 +190,7 @@ def test_metric_dropdown_switches_metric_and_axis():
     assert len(fig.data) == 4 and [t.visible for t in fig.data] == [True, True, False, False]
     tau_button = fig.layout.updatemenus[0].buttons[1]
     assert tau_button.args[0]["visible"] == [False, False, True, True]
-    assert tau_button.args[1]["yaxis"]["title"] == "tau"
+    assert tau_button.args[1]["yaxis"]["title"] == "τ"
     wikitext_tau = list(fig.data[2].y)
     assert wikitext_tau == [a["tau"]["mean"] for a in docs["wikitext2"]["aggregates"].values()]
 
