@@ -123,8 +123,19 @@ def book_numbers() -> dict[str, float | str]:
         target = costs["curves"]["target"].get("packed") or costs["curves"]["target"]["default"]
         numbers["cost_beta"] = draft["1"] / target["1"]
         numbers["cost_repeats"] = costs["repeats"]
-        numbers["cost_packed_rmin"] = min(target.values()) / target["1"]
-        numbers["cost_packed_rmin_n"] = int(min(target, key=target.get))
+        rmin_n = min(target, key=target.get)
+        numbers["cost_packed_rmin"] = target[rmin_n] / target["1"]
+        numbers["cost_packed_rmin_n"] = int(rmin_n)
+        numbers["cost_rn_note"] = (
+            f"With packed weights r(n) falls below 1 for small n in this file: a forward of {rmin_n} "
+            f"tokens took {target[rmin_n] / target['1']:.2f} of a one-token step. The one-token forward "
+            "is a matrix–vector product, the others small matrix–matrix products, and the packed "
+            "kernels can serve the latter better; we have not traced which kernels oneDNN picks. AR "
+            "pays the one-token cost on every token, so there a small tree costs less than an AR step."
+            if target[rmin_n] < target["1"] else
+            "In this file r(n) ≥ 1 at every n: no forward over several tokens was cheaper than a "
+            "one-token step. (The file of 2026-12-02, measured on another CPU of this project's "
+            "machines with 5 timed forwards per point, had r(n) dip below 1 for 3-8 tokens.)")
         if _available(MAIN["wikitext2"]):
             numbers.update(cost_model_numbers(read_results(MAIN["wikitext2"]), costs))
     if _available(ABLATION):

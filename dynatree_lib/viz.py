@@ -303,7 +303,9 @@ def results_frame(doc: dict, std: bool = False, columns: tuple[str, ...] = FRAME
                 mean, sd = a[metric]["mean"] * scale, a[metric]["std"] * scale
                 row[name] = f"{mean:.2f} ± {sd:.2f}" if std else round(mean, 2)
         rows[label] = row
-    return pd.DataFrame.from_dict(rows, orient="index")
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    order = ["exact", *(TABLE_COLUMNS[metric][0] for metric in columns)]  # AR lacks α: keep the order
+    return frame[[name for name in order if name in frame.columns]]
 
 
 def metric_dropdown_figure(docs: dict[str, dict], metrics: tuple[str, ...] = (
@@ -497,8 +499,9 @@ def explorer_start(settings: dict[str, dict], grid: dict[str, list[float]]) -> t
 
     The setting: DynaTree's default value of each knob where the grid has it, else the grid's
     first. The iteration: its first stored tree with >= 2 draft nodes of which >= 2 are
-    accepted (an empty first tree shows nothing). If that setting has none, the first such
-    tree of any setting; if no setting has one, the default setting's first tree.
+    accepted (an empty first tree shows nothing), else of which one is accepted. If that
+    setting has neither, the first tree of any setting that accepts two (then one); if none
+    accepts anything, the default setting's first tree.
     """
     from .methods import DynaTree
 
@@ -506,10 +509,11 @@ def explorer_start(settings: dict[str, dict], grid: dict[str, list[float]]) -> t
     values = [getattr(default, k) if getattr(default, k) in grid[k] else grid[k][0] for k, _ in EXPLORER_KEYS]
     start = "|".join(f"{v:g}" for v in values)
     start = start if start in settings else next(iter(settings))
-    for key in (start, *settings):
-        for i, tree in enumerate(settings[key]["trees"]):
-            if tree["nodes"] >= 2 and tree["accepted_n"] >= 2:
-                return key, i
+    for keys, accepted in (((start,), 2), ((start,), 1), (settings, 2), (settings, 1)):
+        for key in keys:
+            for i, tree in enumerate(settings[key]["trees"]):
+                if tree["nodes"] >= 2 and tree["accepted_n"] >= accepted:
+                    return key, i
     return start, 0
 
 

@@ -15,7 +15,8 @@ P="--pair embedded --results-dir results"
 # Our methods with the causal-LM draft (@model) and with the feature head (@head), and the peers.
 BOTH="ar,hf,hf-assisted,prompt-lookup,linear@model,fixed@model,dynatree@model,dynatree+lookup@model"
 BOTH="$BOTH,linear@head,fixed@head,dynatree@head,dynatree+lookup@head,dynatree-paper@model"
-# Baselines tuned on the ablation's WikiText-2 sweep (the best fixed tree and the best Linear k).
+# Baselines tuned on WikiText-2: the best fixed tree and the best Linear k of the ablation's sweep as
+# run on 2026-12-05 (00:02 UTC); a sweep's winner varies from run to run (chapter 6 says why).
 TUNED="fixed:depth=3:branch=3:threshold=0.05@model,linear:k=2@model"
 PART="${1:-all}"
 case "$PART" in all|drafts|rest) ;; *) echo "usage: $0 [all|drafts|rest]" >&2; exit 2;; esac

@@ -148,6 +148,9 @@ def test_explorer_opens_on_the_default_setting_at_a_tree_that_accepts():
 
 
 def test_explorer_falls_back_when_the_default_setting_never_accepts():
+    # the default setting accepts one token at most: it still opens there
+    _, chosen = _opening(viz.explorer_html(_explorer_doc(lambda _: [_tree(0, 0), _tree(3, 1)])))
+    assert chosen["max_depth"] == "8" and chosen["iteration"] == "1"
     # only D_max = 3 settings accept: the page opens on the first of them
     html = viz.explorer_html(_explorer_doc(
         lambda config: [_tree(0, 0), _tree(2, 2 if config["max_depth"] == 3 else 0)]))
@@ -165,7 +168,8 @@ def test_explorer_reads_the_committed_file():
     data, chosen = _opening(viz.explorer_html(doc))
     key = "|".join(chosen[k] for k in ("max_depth", "max_branch", "tau_high", "threshold"))
     tree = data["settings"][key]["trees"][int(chosen["iteration"])]
-    assert tree["nodes"] >= 2 and tree["accepted_n"] >= 2
+    assert tree["nodes"] >= 2 and tree["accepted_n"] >= 1
+    assert key == "8|3|0.9|0.02"  # DynaTree's defaults: a tree of theirs accepts on this prompt
 
 
 # ---- results chapters: the figures read the committed results/*.json --------------------------
