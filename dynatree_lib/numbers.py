@@ -50,6 +50,14 @@ def _controller(doc: dict, label: str) -> str:
     return "the paper's controller" if name == "paper" else f"the {name} controller"
 
 
+def ar_self_repetition(doc: dict) -> float:
+    """Mean self-repetition of AR's outputs in a file, from the records' tokens (so files
+    written before records carried the field count too)."""
+    loops = [self_repetition(r["tokens"]) for r in doc["records"] if r["method"] == "ar"]
+    loops = [x for x in loops if x is not None]
+    return sum(loops) / len(loops)
+
+
 def _available(name: str) -> bool:
     return bool(find_results(name))
 
@@ -65,10 +73,7 @@ def book_numbers() -> dict[str, float | str]:
         numbers[f"{key}_ar_tps"] = _mean(doc, "ar", "throughput")
         numbers[f"{key}_date"] = doc["environment"]["date"][:10]
         numbers[f"{key}_prompts"] = doc["protocol"]["num_prompts"]
-        # AR's outputs looping on themselves (from the records' tokens, so older files count too)
-        loops = [self_repetition(r["tokens"]) for r in doc["records"] if r["method"] == "ar"]
-        loops = [x for x in loops if x is not None]
-        numbers[f"{key}_self_repetition"] = sum(loops) / len(loops)
+        numbers[f"{key}_self_repetition"] = ar_self_repetition(doc)
         if "dynatree@model" in doc["aggregates"]:
             numbers[f"{key}_controller"] = _controller(doc, "dynatree@model")
         for label in doc["aggregates"]:
@@ -284,13 +289,11 @@ def readme_table() -> str:
     for dataset, doc in docs.items():
         env, protocol = doc["environment"], doc["protocol"]
         exact = all(a["identical_to_ar"] for a in doc["aggregates"].values())
-        loops = [self_repetition(r["tokens"]) for r in doc["records"] if r["method"] == "ar"]
-        loops = [x for x in loops if x is not None]
         controller = next(m["config"].get("controller", "paper") for m in doc["methods"]
                           if m["label"] == "dynatree@model")
         notes.append(f"{dataset}: {protocol['num_prompts']} prompts, T = {protocol['max_new_tokens']}"
                      f"{' (stops at EOS)' if protocol['stop_at_eos'] else ''}, {env['date'][:10]}, AR "
                      f"{_mean(doc, 'ar', 'throughput'):.1f} tok/s, DynaTree's controller: {controller}, "
-                     f"AR self-repetition {sum(loops) / len(loops):.0%}, all identical to AR: "
+                     f"AR self-repetition {ar_self_repetition(doc):.0%}, all identical to AR: "
                      f"{'yes' if exact else 'NO'}")
     return "\n".join(rows) + "\n\n" + "; ".join(notes) + "."
