@@ -6,6 +6,7 @@ before it, so ``new_tokens`` equals the target's own greedy ``generate``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -217,7 +218,8 @@ def _finished(out: list[int], eos: set[int], limit: int) -> bool:
 def generate(target, draft, input_ids: Tensor, method: Method | None = None,
              max_new_tokens: int = 128, eos_token_id: int | list[int] | None = None, *,
              trace: bool = False, controller: HistoryController | None = None,
-             allow_vocab_padding: bool = False) -> GenerationResult:
+             allow_vocab_padding: bool = False,
+             progress: Callable[[int], None] | None = None) -> GenerationResult:
     """Greedy decoding of ``input_ids`` [1, L] with ``method`` (default ``DynaTree()``).
 
     The output equals ``target.generate(input_ids, do_sample=False, max_new_tokens=...)``
@@ -242,6 +244,9 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
         allow_vocab_padding: accept a draft whose logits differ in size from the target's
             (same tokenizer, padded embeddings); drafts only from the shared ids, and a
             committed id the draft cannot embed is shown to it as id 0.
+        progress: called with the number of new tokens so far after every target forward
+            (a progress bar for long runs, e.g. the widget panel's); its time is counted in
+            ``stats.time_other``.
 
     Returns:
         GenerationResult with ``new_tokens`` (prompt excluded), ``stats`` and ``trace``.
@@ -277,6 +282,8 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
     _commit(out, [int(root)], eos, max_new_tokens)
     stats.target_forwards = 1
     stats.time_prefill = stats.ttft = clock.lap()
+    report = progress or (lambda _: None)
+    report(len(out))
 
     if isinstance(method, Autoregressive):
         sequence = torch.cat([input_ids[0], root.view(1)])
@@ -288,10 +295,11 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
             sequence = torch.cat([sequence, root.view(1)]) if processors is not None else sequence
             stats.target_forwards += 1
             _commit(out, [int(root)], eos, max_new_tokens)
+            report(len(out))
         stats.time_verify = clock.lap()
     else:
         _speculate(target, draft, input_ids, method, max_new_tokens, eos, vocab, processors,
-                   controller, cache, out, stats, traces, clock)
+                   controller, cache, out, stats, traces, clock, report)
 
     stats.new_tokens = len(out)
     stats.time_total = clock.total()
@@ -300,7 +308,7 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
 
 
 def _speculate(target, draft, input_ids, method, max_new_tokens, eos, vocab, processors, controller,
-               cache, out, stats, traces, clock) -> None:
+               cache, out, stats, traces, clock, report) -> None:
     """The speculative iterations after the prefill (``out`` holds the first token)."""
     device = input_ids.device
     if isinstance(method, DynaTree) and controller is None:
@@ -345,6 +353,7 @@ def _speculate(target, draft, input_ids, method, max_new_tokens, eos, vocab, pro
                                  drafted_nodes))
         prefix_len += len(committed)
         sequence = torch.cat([sequence, torch.tensor(committed, device=device)])
+        report(len(out))
     if controller is not None:
         stats.controller_bounds = bound_shares(stats.base_depth, stats.tau_high, method)
 

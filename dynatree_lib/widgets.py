@@ -3,7 +3,8 @@
 Every field of the chosen method's config gets a control (for DynaTree all nineteen, from
 B_min to the lookup extension), with the config's own defaults. Nothing is clipped: an
 invalid combination is shown with the config's error message. Decoding takes seconds,
-so the panel decodes when Run is pressed, not on every change. In the static book the
+so the panel decodes when Run is pressed, not on every change, and shows its progress
+(a bar and a status line, updated after every target forward) while it does. In the static book the
 widgets render but run no Python; the precomputed explorer carries the interactivity
 there (``viz.explorer_html``).
 """
@@ -69,6 +70,8 @@ class ControlPanel:
         self.tokens = w.IntSlider(max_new_tokens, 1, 256, description="new tokens")
         self.prompt = w.Textarea(prompt, description="prompt", layout={"width": "100%"})
         self.button = w.Button(description="Run", button_style="primary")
+        self.bar = w.IntProgress(0, 0, max_new_tokens, description="", layout={"width": "30%"})
+        self.status = w.Label("")
         self.output = w.Output()
         self.button.on_click(lambda _: self.run())
         self.boxes = {kind: w.GridBox(list(controls.values()),
@@ -77,7 +80,7 @@ class ControlPanel:
         self.method.observe(lambda _: self._show_knobs(), names="value")
         hint = w.HTML(f"<i>{HINT}</i>")
         self.widget = w.VBox([self.prompt, w.HBox([self.method, self.tokens]), *self.boxes.values(), hint,
-                              self.button, self.output])
+                              w.HBox([self.button, self.bar, self.status]), self.output])
         self._show_knobs()
 
     def _show_knobs(self) -> None:
@@ -86,13 +89,24 @@ class ControlPanel:
 
     def config(self):
         """The method config of the current values; raises the config's ValueError if invalid."""
-        values = {name: control.value for name, control in self.knobs[self.method.value].items()}
+        # A slider's value comes back from the browser as min + k * step (0.09999999999999999):
+        # round it to the slider's 0.01 grid so the config says 0.1.
+        values = {name: round(control.value, 6) if isinstance(control.value, float) else control.value
+                  for name, control in self.knobs[self.method.value].items()}
         return METHODS[self.method.value](**values)
+
+    def _progress(self, name: str):
+        """A ``generate`` progress callback that moves the bar and names the run."""
+        total = self.tokens.value
+        self.bar.max, self.bar.value = total, 0
+
+        def report(done: int) -> None:
+            self.bar.value = done
+            self.status.value = f"{name}: {done}/{total} tokens"
+        return report
 
     def run(self) -> dict:
         """Decode and redraw; returns the numbers it shows."""
-        from IPython.display import display
-
         from .viz import show, tree_figure
 
         pair = self.pair
@@ -102,17 +116,28 @@ class ControlPanel:
             try:
                 method = self.config()
             except ValueError as error:
+                self.bar.value, self.status.value = 0, "not run: invalid setting"
                 print(f"invalid setting: {error}")
                 return {"error": str(error)}
-            result = generate(pair.target, pair.drafter, ids, method, self.tokens.value, eos_token_id=[],
-                              trace=True)
-            reference = generate(pair.target, None, ids, Autoregressive(), self.tokens.value, eos_token_id=[])
+            self.button.disabled = True  # one run at a time; a second click would queue behind it
+            try:
+                result = generate(pair.target, pair.drafter, ids, method, self.tokens.value, eos_token_id=[],
+                                  trace=True, progress=self._progress(self.method.value))
+                reference = generate(pair.target, None, ids, Autoregressive(), self.tokens.value,
+                                     eos_token_id=[], progress=self._progress("greedy AR (reference)"))
+            finally:
+                self.button.disabled = False
             s = result.stats
             summary = {"method": repr(method), "identical_to_ar": result.new_tokens == reference.new_tokens,
                        "tau": s.tau, "acceptance_rate": s.acceptance_rate, "iterations": s.iterations,
                        "speedup": s.throughput / reference.stats.throughput}
+            self.status.value = (f"done: {len(result.new_tokens)} tokens, {s.target_forwards} target "
+                                 f"forwards ({summary['speedup']:.2f}x AR)")
             print(pair.tokenizer.decode(result.new_tokens))
-            display(summary)
+            print(f"method: {summary['method']}")
+            print(f"identical_to_ar: {summary['identical_to_ar']}   tau: {s.tau:.2f}   acceptance rate: "
+                  f"{s.acceptance_rate:.2f}   iterations: {s.iterations}   "
+                  f"speedup: {summary['speedup']:.2f}x")
             if result.trace:
                 show(tree_figure(result.trace[0], pair.tokenizer, title="first verification step"))
         return summary

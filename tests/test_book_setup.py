@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -18,10 +19,20 @@ def test_every_chapter_has_the_synced_install_cell():
     assert sync_setup_cells.main(check=True) == 0, "run: python scripts/sync_setup_cells.py"
 
 
-def test_install_cell_never_replaces_torch_and_installs_the_book_extra():
+def test_install_cell_never_replaces_torch_and_installs_the_chapters_extra():
     source = sync_setup_cells.setup_source(sync_setup_cells.repository_url())
-    assert "torch==" in source and "dynatree-lib[book] @ git+" in source and "--no-deps" in source
+    assert "torch==" in source and 'dynatree-lib[chapters] @ git+' in source and "--no-deps" in source
+    assert 'if "google.colab" in sys.modules:' in source and "enable_custom_widget_manager()" in source
     assert max(len(line) for line in source.splitlines()) <= 88
+
+
+def test_book_extra_is_the_chapters_plus_jupyterlab():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert not any("jupyterlab" in d for d in extras["chapters"])  # installed inside a running notebook
+    assert "dynatree-lib[chapters]" in extras["book"]
+    assert any(d.startswith("jupyterlab>=4") for d in extras["book"])
+    assert "dynatree-lib[book,offload]" in extras["test"][0]
 
 
 def test_nbval_runs_on_the_embedded_pair_on_the_cpu():

@@ -150,6 +150,15 @@ def test_statistics_and_traces_stop_at_eos(pair, method):
             assert all(len(t.accepted_path) - 1 == a for t, a in zip(result.trace, s.accepted, strict=True))
 
 
+@pytest.mark.parametrize("method", METHODS, ids=repr)
+def test_progress_is_reported_after_every_target_forward(pair, method):
+    target, draft = pair
+    seen: list[int] = []
+    result = generate(target, draft, prompt(3), method, 20, eos_token_id=[], progress=seen.append)
+    assert len(seen) == result.stats.target_forwards  # the prefill, then one per iteration
+    assert seen == sorted(seen) and seen[0] == 1 and seen[-1] == len(result.new_tokens) == 20
+
+
 # ---- (d) lookup nodes apart from drafted depth ------------------------------------------------
 
 def test_lookup_nodes_are_not_drafted_depth_and_the_controller_sees_the_draft_only():

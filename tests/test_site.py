@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import html.parser
 import http.server
-import os
 import re
 import shutil
 import subprocess
@@ -22,9 +21,9 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
+from browser import CHROMIUM, browser_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = os.environ.get("DYNATREE_CHROMIUM", "/usr/bin/chromium")
 PAGES = ["book/00_introduction", "book/01_autoregressive", "book/02_linear_speculation",
          "book/03_token_trees", "book/04_dynatree", "book/05_benchmarks", "book/06_ablations",
          "book/07_feature_head",
@@ -38,28 +37,10 @@ CONSOLE_ALLOW = [re.compile(p) for p in (
 )]
 
 
-def _browser_or_skip():
-    missing = []
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing.append("the playwright package")
-        sync_playwright = None
-    if not Path(CHROMIUM).exists():
-        missing.append(CHROMIUM)
-    if missing:
-        message = (f"browser test needs {' and '.join(missing)} "
-                   "(apt-get install chromium; pip install playwright)")
-        if os.environ.get("DYNATREE_REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return sync_playwright
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """Build the book (with -W: warnings are errors) and serve it on a free local port."""
-    sync_playwright = _browser_or_skip()
+    sync_playwright = browser_or_skip()
     out = tmp_path_factory.mktemp("site")
     jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or "jupyter-book"
     build = subprocess.run([jb, "build", str(ROOT), "--path-output", str(out), "-W", "--keep-going"],

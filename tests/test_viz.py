@@ -77,6 +77,9 @@ def test_control_panel_runs_the_decoder(pair):
         panel.method.value = method
         summary = panel.run()
         assert summary["identical_to_ar"] and summary["tau"] >= 1
+        # the bar ends full after the AR reference, the status line says what was done
+        assert panel.bar.value == panel.bar.max == 8 and panel.status.value.startswith("done: 8 tokens")
+        assert not panel.button.disabled
     panel.method.value = "dynatree"
     from dataclasses import fields
 
