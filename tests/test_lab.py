@@ -72,6 +72,7 @@ def lab(tmp_path_factory):
     work = home / "work"
     work.mkdir()
     shutil.copy(ROOT / "book" / CHAPTER, work / CHAPTER)
+    shutil.copytree(ROOT / "book" / "img", work / "img")  # the chapter's images, as in book/
     settings = home / "settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     # No news or update check (offline), so no notification covers the panel.
@@ -152,6 +153,7 @@ def test_control_panel_in_jupyterlab(lab):
     page.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/]).*"), lambda route: route.abort())
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: errors.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
     page.goto(f"{lab['url']}/lab/tree/{CHAPTER}?reset&token={lab['token']}")
     page.wait_for_function("""() => {
         const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
