@@ -58,7 +58,10 @@ def cmd_generate(args: argparse.Namespace) -> None:
     draft = None if isinstance(method, Autoregressive) else _load(args.draft or args.target, device, dtype)
     ids = tokenizer(args.prompt, return_tensors="pt").input_ids
     eos = [] if args.ignore_eos else None
-    result = generate(target, draft, ids, method, args.max_new_tokens, eos_token_id=eos)
+    sampling = _sampling(args)
+    sample = {} if sampling is None else {"do_sample": True, **sampling,
+                                          "generator": torch.Generator().manual_seed(args.seed)}
+    result = generate(target, draft, ids, method, args.max_new_tokens, eos_token_id=eos, **sample)
     print(args.prompt + tokenizer.decode(result.new_tokens, skip_special_tokens=True))
     print()
     print(f"method      {method}")
@@ -131,12 +134,22 @@ def _default_stem(args, pair, kind: str) -> str:
     return f"{kind}_{args.dataset}_{pair.name.replace('/', '-').replace(',', '+')}_{pair.device.type}"
 
 
-def _bench_run(args, pair, methods, kind, output, max_new_tokens=None, max_prompt_tokens=None):
+def _sampling(args) -> dict | None:
+    """``--temperature`` (with --top-k, --top-p) as generate's sampling settings, or None (greedy)."""
+    if getattr(args, "temperature", None) is None:
+        return None
+    from .sampling import Sampler
+
+    Sampler(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)  # bad values fail here
+    return {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
+
+
+def _bench_run(args, pair, methods, kind, output, max_new_tokens=None, max_prompt_tokens=None, sampling=None):
     from .bench import format_table, run_benchmark, write_results
 
     doc = run_benchmark(pair, _bench_prompts(args, pair, max_prompt_tokens), methods,
                         max_new_tokens or args.max_new_tokens, args.warmup, kind=kind,
-                        dataset=args.dataset, protocol={
+                        dataset=args.dataset, sampling=sampling, protocol={
                             "max_prompt_tokens": max_prompt_tokens or args.max_prompt_tokens,
                             "seed": args.seed, "command": _command()})
     print(format_table(doc))
@@ -149,11 +162,13 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from .models import load_pair
 
     pair = load_pair(args.pair, device=args.device, pack_weights=not args.no_pack)
+    sampling = _sampling(args)
+    suffix = f"_T{args.temperature:g}" if sampling else ""
     if args.command == "bench" and args.dataset == "spec_bench":
-        _spec_bench_run(args, pair, parse_methods(args.methods))
+        _spec_bench_run(args, pair, parse_methods(args.methods), sampling, suffix)
     elif args.command == "bench":
-        output = output_path(args, _default_stem(args, pair, "main") + ".json")
-        _bench_run(args, pair, parse_methods(args.methods), "main", output)
+        output = output_path(args, _default_stem(args, pair, "main") + suffix + ".json")
+        _bench_run(args, pair, parse_methods(args.methods), "main", output, sampling=sampling)
     elif args.command == "explore":
         _explore_run(args, pair)
     elif args.command == "ablation":
@@ -194,19 +209,19 @@ def _explore_run(args, pair) -> None:
     print(f"wrote {write_results(doc, output_path(args, _default_stem(args, pair, 'explorer') + '.json'))}")
 
 
-def _spec_bench_run(args, pair, methods) -> None:
+def _spec_bench_run(args, pair, methods, sampling=None, suffix="") -> None:
     from .bench import format_table, write_results
     from .spec_bench import run_spec_bench, stratified
 
     measured, warmup = stratified(args.per_group, args.warmup, args.seed)
-    doc = run_spec_bench(pair, measured, methods, args.max_new_tokens, warmup, protocol={
+    doc = run_spec_bench(pair, measured, methods, args.max_new_tokens, warmup, sampling=sampling, protocol={
         "per_group": args.per_group, "seed": args.seed, "command": _command()})
     print(format_table(doc))
     print(f"{'':22}" + "".join(f"{g[:12]:>13}" for g in doc["groups"]))
     for label in doc["aggregates"]:
         speedups = (doc["groups"][g][label]["speedup"] for g in doc["groups"])
         print(f"{label:<22}" + "".join(f"{x:>12.2f}x" for x in speedups))
-    name = f"spec_bench_{pair.name.replace('/', '-').replace(',', '+')}_{pair.device.type}.json"
+    name = f"spec_bench_{pair.name.replace('/', '-').replace(',', '+')}_{pair.device.type}{suffix}.json"
     print(f"wrote {write_results(doc, output_path(args, name))}")
 
 
@@ -323,6 +338,11 @@ def main(argv: list[str] | None = None) -> None:
     gen.add_argument("--method", choices=sorted(METHODS), default="dynatree")
     gen.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                      help="method parameter, e.g. --param k=4 or --param tau_high=0.8 (repeatable)")
+    gen.add_argument("--temperature", type=float, default=None,
+                     help="sample at this temperature (lossless speculative sampling) instead of greedy")
+    gen.add_argument("--top-k", type=int, default=0, help="with --temperature (0: off)")
+    gen.add_argument("--top-p", type=float, default=1.0, help="with --temperature (1: off)")
+    gen.add_argument("--seed", type=int, default=0, help="with --temperature: the generator's seed")
     gen.set_defaults(run=cmd_generate)
     cmp = sub.add_parser("compare", help="run several methods on one prompt: exactness and speed")
     _common(cmp)
@@ -407,6 +427,11 @@ def main(argv: list[str] | None = None) -> None:
             b.add_argument("--per-group", type=int, default=None,
                            help="spec_bench: N questions of each of the six groups (fixed --seed); "
                                 "default all 480")
+            b.add_argument("--temperature", type=float, default=None,
+                           help="sample at this temperature instead of decoding greedily (every method, "
+                                "HF's included; lossless speculative sampling); the file name gets _T<t>")
+            b.add_argument("--top-k", type=int, default=0, help="with --temperature (0: off)")
+            b.add_argument("--top-p", type=float, default=1.0, help="with --temperature (1: off)")
         b.add_argument("--num-prompts", type=int, default=10)
         b.add_argument("--warmup", type=int, default=2)
         b.add_argument("--max-new-tokens", type=int, default=128)

@@ -80,8 +80,11 @@ def judge(record: dict, ar: dict, target, input_ids: torch.Tensor) -> None:
 
 def run_benchmark(pair, prompts: list[list[int]], methods: list[MethodSpec], max_new_tokens: int,
                   warmup: int = 2, *, kind: str = "main", dataset: str = "", protocol: dict | None = None,
-                  stop_at_eos: bool = False, progress: bool = True) -> dict:
-    """Run ``methods`` over ``prompts`` (the first ``warmup`` are discarded); returns the result document."""
+                  stop_at_eos: bool = False, progress: bool = True, sampling: dict | None = None) -> dict:
+    """Run ``methods`` over ``prompts`` (the first ``warmup`` are discarded); returns the result document.
+
+    ``sampling`` ({"temperature", "top_k", "top_p"}) samples instead of decoding greedily (every
+    method seeded by the prompt's index); records then carry the verdict "sampled"."""
     if not any(m.kind == "ar" for m in methods):
         methods = [spec("ar"), *methods]
     labels = [m.label for m in methods]
@@ -101,24 +104,26 @@ def run_benchmark(pair, prompts: list[list[int]], methods: list[MethodSpec], max
                 bar.set_postfix_str(method.label)
                 runs[method.label] = run_method(method, pair.target, pair.draft, input_ids, max_new_tokens,
                                                 stop_at_eos, getattr(pair, "head", None),
-                                                getattr(pair, "default_drafter", "model"))
+                                                getattr(pair, "default_drafter", "model"), sampling, index)
                 bar.update()
             if index < warmup:
                 continue
-            records.extend(score_prompt(runs, methods, pair.target, input_ids, index - warmup))
+            records.extend(score_prompt(runs, methods, pair.target, input_ids, index - warmup,
+                                        sampled=sampling is not None))
     doc = {"schema": SCHEMA, "kind": kind, "environment": environment(pair.device, pair.dtype),
            "pair": pair_description(pair), "dataset": dataset,
            "protocol": {"num_prompts": len(prompts) - warmup, "warmup": warmup,
                         "max_new_tokens": max_new_tokens, "stop_at_eos": stop_at_eos, "command": "",
-                        **(protocol or {})},
+                        **({"sampling": sampling} if sampling else {}), **(protocol or {})},
            "methods": [asdict(m) for m in methods], "records": records,
            "aggregates": aggregate(records, labels)}
     return validate(doc)
 
 
 def score_prompt(runs: dict[str, dict], methods: list[MethodSpec], target, input_ids: torch.Tensor,
-                 prompt_index: int) -> list[dict]:
-    """The records of one measured prompt: verdicts and speedups against the AR run on it."""
+                 prompt_index: int, sampled: bool = False) -> list[dict]:
+    """The records of one measured prompt: verdicts and speedups against the AR run on it
+    (sampled runs have no token-level verdict: their check is the distribution tests)."""
     ar = next(runs[m.label] for m in methods if m.kind == "ar")
     out = []
     for method in methods:
@@ -127,6 +132,10 @@ def score_prompt(runs: dict[str, dict], methods: list[MethodSpec], target, input
                       speedup=record["throughput"] / ar["throughput"],
                       self_repetition=self_repetition(record["tokens"]),
                       copy_rate=copy_rate(input_ids[0].tolist(), record["tokens"]))
+        if sampled:
+            record.update(verdict="sampled", identical_to_ar=None)
+            out.append(record)
+            continue
         judge(record, ar, target, input_ids)
         if record["verdict"] != "identical":
             print(f"WARNING: {method.label} differs from greedy AR on prompt {prompt_index} at new token "
@@ -152,7 +161,9 @@ def aggregate(records: list[dict], labels: list[str]) -> dict:
     out = {}
     for label in labels:
         rows = [r for r in records if r["method"] == label]
-        entry = {"prompts": len(rows), "identical_to_ar": all(r["identical_to_ar"] for r in rows),
+        sampled = any(r["verdict"] == "sampled" for r in rows)
+        entry = {"prompts": len(rows),
+                 "identical_to_ar": None if sampled else all(r["identical_to_ar"] for r in rows),
                  "mismatches": sum(r["verdict"] == "mismatch" for r in rows),
                  "near_ties": sum(r["verdict"] == "near-tie" for r in rows)}
         for metric in METRICS:
@@ -211,7 +222,8 @@ def format_table(doc: dict) -> str:
         def mean(name, scale=1.0, a=a):
             return a[name]["mean"] * scale if name in a else float("nan")
 
-        exact = "yes" if a["identical_to_ar"] else "tie" if not a["mismatches"] else "NO"
+        exact = ("n/a" if a["identical_to_ar"] is None  # sampled: checked in distribution, not here
+                 else "yes" if a["identical_to_ar"] else "tie" if not a["mismatches"] else "NO")
         lines.append(f"{label:<22}{exact:>6}"
                      f"{tput.get('mean', 0):>9.1f} ±{tput.get('std', 0):>5.1f}{mean('speedup'):>8.2f}x"
                      f"{mean('tau'):>7.2f}{mean('acceptance_rate'):>8.2f}{mean('ttft', 1000):>9.1f}")

@@ -19,6 +19,7 @@ from .drafting import draft_tree, growth_rule
 from .lookup import find_continuation, graft_chain
 from .methods import Autoregressive, DynaTree, FixedTree, Linear, Method
 from .processors import build_processors, process_next
+from .sampling import resolve_sampler, sample_walk
 from .timing import Stopwatch
 from .verify import check_sliding_window, check_tree_attention, keep_cache_entries, verify_tree, vocab_size
 
@@ -201,6 +202,13 @@ def _validate(target, draft, input_ids, method, max_new_tokens, allow_vocab_padd
     return vocab
 
 
+def _next_token(scores: Tensor, sampler, device) -> Tensor:
+    """The target's next token from its (processed) scores [V]: argmax, or a sample."""
+    if sampler is None:
+        return scores.argmax().to(device)
+    return torch.tensor(sampler.draw(sampler.probs(scores.unsqueeze(0))[0]), device=device)
+
+
 def _commit(out: list[int], tokens: list[int], eos: set[int], limit: int) -> int:
     """Append tokens up to the limit or the first EOS (kept, as HF does); returns how many."""
     for count, token in enumerate(tokens, 1):
@@ -219,8 +227,11 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
              max_new_tokens: int = 128, eos_token_id: int | list[int] | None = None, *,
              trace: bool = False, controller: HistoryController | None = None,
              allow_vocab_padding: bool = False,
-             progress: Callable[[int], None] | None = None) -> GenerationResult:
-    """Greedy decoding of ``input_ids`` [1, L] with ``method`` (default ``DynaTree()``).
+             progress: Callable[[int], None] | None = None, do_sample: bool | None = False,
+             temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
+             generator: torch.Generator | None = None) -> GenerationResult:
+    """Greedy decoding of ``input_ids`` [1, L] with ``method`` (default ``DynaTree()``), or
+    lossless speculative sampling with ``do_sample=True``.
 
     The output equals ``target.generate(input_ids, do_sample=False, max_new_tokens=...)``
     token for token, ``target.generation_config`` included: the settings that change greedy
@@ -247,6 +258,16 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
         progress: called with the number of new tokens so far after every target forward
             (a progress bar for long runs, e.g. the widget panel's); its time is counted in
             ``stats.time_other``.
+        do_sample: False (default) decodes greedily; True samples from the distribution
+            HF ``generate(do_sample=True)`` samples from (processors, then temperature, top-k,
+            top-p, min-p), every method included: the speculative methods draw their drafts
+            and accept them by recursive rejection sampling (:mod:`dynatree_lib.sampling`),
+            so each token's distribution is the target's. None reads it from the target's
+            generation_config, as HF does.
+        temperature, top_k, top_p: sampling settings; None takes the generation_config's
+            (HF's defaults: 1.0, 50, 1.0). Only with sampling.
+        generator: a ``torch.Generator`` for reproducible sampling (same seed, same tokens);
+            None uses torch's global generator, as HF does.
 
     Returns:
         GenerationResult with ``new_tokens`` (prompt excluded), ``stats`` and ``trace``.
@@ -254,6 +275,9 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
     method = DynaTree() if method is None else method
     if controller is not None and not isinstance(method, DynaTree):
         raise ValueError("a HistoryController only applies to DynaTree")
+    sampler = resolve_sampler(target, do_sample, temperature, top_k, top_p, generator)
+    if sampler is not None and getattr(method, "lookup", 0):
+        raise ValueError("the lookup extension is greedy only: use lookup=0 with do_sample=True")
     draft = None if isinstance(method, Autoregressive) else as_drafter(draft)
     vocab = _validate(target, draft, input_ids, method, max_new_tokens, allow_vocab_padding)
     eos = _eos_ids(target, eos_token_id)
@@ -278,7 +302,7 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
             draft.observe(prefill.hidden_states[-1][0].to(device))  # the prompt's states, no extra pass
     if processors is not None:
         logits = process_next(processors, input_ids[0], logits.to(device))
-    root = logits.argmax().to(device)
+    root = _next_token(logits, sampler, device)
     _commit(out, [int(root)], eos, max_new_tokens)
     stats.target_forwards = 1
     stats.time_prefill = stats.ttft = clock.lap()
@@ -291,7 +315,7 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
             logits = target(root.view(1, 1), past_key_values=cache, use_cache=True).logits[0, -1]
             if processors is not None:
                 logits = process_next(processors, sequence, logits.to(device))
-            root = logits.argmax().to(device)
+            root = _next_token(logits, sampler, device)
             sequence = torch.cat([sequence, root.view(1)]) if processors is not None else sequence
             stats.target_forwards += 1
             _commit(out, [int(root)], eos, max_new_tokens)
@@ -299,7 +323,7 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
         stats.time_verify = clock.lap()
     else:
         _speculate(target, draft, input_ids, method, max_new_tokens, eos, vocab, processors,
-                   controller, cache, out, stats, traces, clock, report)
+                   controller, cache, out, stats, traces, clock, report, sampler)
 
     stats.new_tokens = len(out)
     stats.time_total = clock.total()
@@ -308,7 +332,7 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
 
 
 def _speculate(target, draft, input_ids, method, max_new_tokens, eos, vocab, processors, controller,
-               cache, out, stats, traces, clock, report) -> None:
+               cache, out, stats, traces, clock, report, sampler=None) -> None:
     """The speculative iterations after the prefill (``out`` holds the first token)."""
     device = input_ids.device
     if isinstance(method, DynaTree) and controller is None:
@@ -319,23 +343,31 @@ def _speculate(target, draft, input_ids, method, max_new_tokens, eos, vocab, pro
     while not _finished(out, eos, max_new_tokens):
         clock.lap()
         rule = growth_rule(method, controller, depth_cap=max_new_tokens - len(out) - 1)
-        drafted = draft_tree(draft, sequence, prefix_len, rule, vocab)
+        drafted = draft_tree(draft, sequence, prefix_len, rule, vocab, sampler)
         tree = drafted.tree
         drafted_nodes, drafted_depth = tree.size, tree.depth
         if rule.lookup:
             graft_chain(tree, find_continuation(sequence, rule.lookup, method.lookup_ngram))
         stats.time_draft += clock.lap()
-        verified = verify_tree(target, cache, tree, prefix_len, processors, sequence, draft.needs_hidden)
+        verified = verify_tree(target, cache, tree, prefix_len, processors, sequence, draft.needs_hidden,
+                               scores=sampler is not None)
         target_next, hidden = verified if draft.needs_hidden else (verified, None)
         stats.time_verify += clock.lap()
 
-        path = tree.accepted_path(target_next)
+        if sampler is None:
+            path = tree.accepted_path(target_next)
+            committed = tree.tokens[path[1:]].tolist() + [int(target_next[path[-1]])]
+            drafted_tokens = len(committed) - 1
+        else:  # target_next holds scores: accept by recursive rejection sampling
+            walk = sample_walk(tree, drafted.proposals, target_next, sampler)
+            path, committed, drafted_tokens = walk.path, walk.tokens, walk.drafted
+            target_next = target_next.argmax(dim=-1)  # the trace shows the target's top token
         keep_cache_entries(cache, prefix_len, path)
         draft.accept(tree, path, prefix_len, hidden)
-        committed = tree.tokens[path[1:]].tolist() + [int(target_next[path[-1]])]
         emitted = _commit(out, committed, eos, max_new_tokens)
-        accepted = min(len(committed) - 1, emitted)  # candidates among the emitted tokens
-        from_draft = int((path[1:accepted + 1] < drafted_nodes).sum())  # grafted nodes come last
+        accepted = min(drafted_tokens, emitted)  # candidates among the emitted tokens
+        # grafted nodes come last; an accepted stub (sampling) is a drafted token beyond the path
+        from_draft = int((path[1:accepted + 1] < drafted_nodes).sum()) + max(0, accepted - (len(path) - 1))
         stats.target_forwards += 1
         stats.draft_forwards += drafted.forwards
         stats.committed.append(emitted)

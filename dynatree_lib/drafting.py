@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
 from .adapt import HistoryController
 from .methods import DynaTree, FixedTree, Linear
+from .sampling import Proposals, Sampler
 from .tree import TokenTree
 
 
@@ -82,13 +83,16 @@ def _shallower_than(max_depth: int) -> Callable[[int, Tensor], Tensor]:
 
 @dataclass
 class DraftedTree:
-    """A grown tree and the number of draft forwards it took."""
+    """A grown tree, the number of draft forwards it took and, when sampling, the children
+    drawn at every expanded node (:class:`dynatree_lib.sampling.Proposals`)."""
 
     tree: TokenTree
     forwards: int
+    proposals: dict[int, Proposals] = field(default_factory=dict)
 
 
-def draft_tree(drafter, sequence: Tensor, prefix_len: int, rule: GrowthRule, vocab_size: int) -> DraftedTree:
+def draft_tree(drafter, sequence: Tensor, prefix_len: int, rule: GrowthRule, vocab_size: int,
+               sampler: Sampler | None = None) -> DraftedTree:
     """Grow one tree whose root is ``sequence[-1]`` (the last committed token) at ``prefix_len``.
 
     Args:
@@ -96,16 +100,20 @@ def draft_tree(drafter, sequence: Tensor, prefix_len: int, rule: GrowthRule, voc
         sequence: [L] every committed token, root last.
         rule: the iteration's growth rule.
         vocab_size: draft logits beyond it are ignored (padded embedding matrices).
+        sampler: greedy trees take each node's top-B(u) tokens; with a sampler the B(u)
+            children are drawn without replacement from the draft's warped distribution
+            (:mod:`dynatree_lib.sampling`), and pruned draws are kept as proposals.
     """
     device = sequence.device
     tree = TokenTree(sequence[-1], rule.max_nodes + 1 + rule.lookup, device)
+    drafted = DraftedTree(tree, 0)
     if rule.max_depth == 0:
-        return DraftedTree(tree, 0)
+        return drafted
     before = drafter.forwards
     logits = drafter.begin(sequence, prefix_len)[:vocab_size].unsqueeze(0)
     frontier, depth = torch.zeros(1, dtype=torch.long, device=device), 0
     while True:
-        children = _add_children(tree, frontier, logits, rule)
+        children = _add_children(tree, frontier, logits, rule, sampler, drafted.proposals)
         depth += 1
         if children.numel() == 0 or tree.size > rule.max_nodes:
             break
@@ -113,14 +121,27 @@ def draft_tree(drafter, sequence: Tensor, prefix_len: int, rule: GrowthRule, voc
         if frontier.numel() == 0:
             break
         logits = drafter.expand(tree, frontier, prefix_len, depth)[:, :vocab_size]
-    return DraftedTree(tree, drafter.forwards - before)
+    drafted.forwards = drafter.forwards - before
+    return drafted
 
 
-def _add_children(tree: TokenTree, frontier: Tensor, logits: Tensor, rule: GrowthRule) -> Tensor:
-    """Give each frontier node its top-B(u) draft tokens, prune by p(v) and cut to the budget."""
-    probs = torch.softmax(logits.float(), dim=-1)
-    q, tokens = probs.topk(rule.max_branch, dim=-1)  # [F, B_max], distinct tokens per row
-    keep = torch.arange(rule.max_branch, device=q.device) < rule.breadth(q[:, 0]).unsqueeze(1)
+def _add_children(tree: TokenTree, frontier: Tensor, logits: Tensor, rule: GrowthRule,
+                  sampler: Sampler | None = None, proposals: dict | None = None) -> Tensor:
+    """Give each frontier node its top-B(u) draft tokens (or B(u) draws without replacement
+    when sampling), prune by p(v) and cut to the budget."""
+    if sampler is None:
+        probs = torch.softmax(logits.float(), dim=-1)
+        q, tokens = probs.topk(rule.max_branch, dim=-1)  # [F, B_max], distinct tokens per row
+        width = rule.breadth(q[:, 0])
+    else:
+        probs = sampler.probs(logits.float())
+        tokens = sampler.draw_without_replacement(probs, rule.max_branch)  # [F, B_max], draw order
+        q = probs.gather(1, tokens)
+        # B(u) from the confidence max q(. | u), never more draws than tokens with q > 0
+        width = torch.minimum(rule.breadth(probs.max(dim=-1).values), (probs > 0).sum(dim=-1))
+        for row, node in enumerate(frontier.tolist()):
+            proposals[node] = Proposals(probs[row], tokens[row, : int(width[row])])
+    keep = torch.arange(rule.max_branch, device=q.device) < width.unsqueeze(1)
     logq = q.log()
     logp = tree._logp[frontier].unsqueeze(1) + logq
     if rule.threshold > 0:

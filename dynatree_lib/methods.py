@@ -91,6 +91,13 @@ class DynaTree:
       bounds on a pair that never reaches alpha*
       (see :class:`dynatree_lib.adapt.HistoryController`).
 
+    Under sampling (``generate(..., do_sample=True)``) the rules are the same, read on the
+    draft's distribution after the temperature/top-k/top-p warpers; what changes is that
+    u's B(u) children are drawn from q without replacement instead of taken as its top-B,
+    and a child removed by pruning or the budget stays a proposal that can still be
+    accepted (ending the iteration), as recursive rejection sampling requires
+    (:mod:`dynatree_lib.sampling`). The lookup extension is greedy only.
+
     Args:
         base_depth: D_0, depth up to which nodes expand regardless of rho_deep.
         max_depth: D_max, hard depth limit.

@@ -96,13 +96,16 @@ def peak_memory_bytes(device: torch.device) -> int:
 
 
 def run_method(method: MethodSpec, target, draft, input_ids: torch.Tensor, max_new_tokens: int,
-               stop_at_eos: bool = False, head=None, default: str = "model") -> dict:
+               stop_at_eos: bool = False, head=None, default: str = "model", sampling: dict | None = None,
+               seed: int = 0) -> dict:
     """One generation; returns its record (tokens, timings, forwards, tau, acceptance, ...).
 
     ``draft`` is the causal-LM draft (HF assisted generation always uses it), ``head`` the
     feature drafter; our methods use the one ``method.drafter`` names ("default": ``default``).
     By default EOS is ignored, so every method writes exactly ``max_new_tokens`` (the paper's
     protocol); ``stop_at_eos=True`` stops at the target's generation_config EOS, as a chat does.
+    ``sampling`` ({"temperature", "top_k", "top_p"}) samples instead of decoding greedily, every
+    method from the same ``seed`` (ours through a ``torch.Generator``, HF's through the global one).
     """
     chosen = default if method.drafter == "default" else method.drafter
     if chosen == "head" and method.kind in OUR_METHODS:
@@ -114,7 +117,10 @@ def run_method(method: MethodSpec, target, draft, input_ids: torch.Tensor, max_n
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     if method.kind in OUR_METHODS:
-        result = generate(target, draft, input_ids, method.build(), max_new_tokens, eos_token_id=eos)
+        sample = {} if sampling is None else {"do_sample": True, **sampling,
+                                                "generator": torch.Generator(device=device).manual_seed(seed)}
+        result = generate(target, draft, input_ids, method.build(), max_new_tokens, eos_token_id=eos,
+                          **sample)
         s = result.stats
         record = {"tokens": result.new_tokens, "time_total": s.time_total, "ttft": s.ttft,
                   "target_forwards": s.target_forwards, "draft_forwards": s.draft_forwards,
@@ -129,7 +135,7 @@ def run_method(method: MethodSpec, target, draft, input_ids: torch.Tensor, max_n
             record["mean_tree_size"] = sum(s.tree_sizes) / len(s.tree_sizes)
             record["mean_lookup_nodes"] = sum(s.lookup_nodes) / len(s.lookup_nodes)
     else:
-        record = _run_hf(method, target, draft, input_ids, max_new_tokens, eos)
+        record = _run_hf(method, target, draft, input_ids, max_new_tokens, eos, sampling, seed)
     n = len(record["tokens"])
     record["new_tokens"] = n
     record["drafter"] = chosen if method.kind in OUR_METHODS and method.kind != "ar" else None
@@ -141,9 +147,12 @@ def run_method(method: MethodSpec, target, draft, input_ids: torch.Tensor, max_n
 
 
 @torch.inference_mode()
-def _run_hf(method: MethodSpec, target, draft, input_ids, max_new_tokens, eos) -> dict:
+def _run_hf(method: MethodSpec, target, draft, input_ids, max_new_tokens, eos, sampling=None, seed=0) -> dict:
     kwargs = dict(do_sample=False, max_new_tokens=max_new_tokens, attention_mask=torch.ones_like(input_ids),
                   pad_token_id=0)
+    if sampling is not None:
+        kwargs.update(do_sample=True, **sampling)
+        torch.manual_seed(seed)
     if eos is not None:  # an explicit None would switch off the generation_config's EOS
         kwargs["eos_token_id"] = eos
     if method.kind == "hf-assisted":

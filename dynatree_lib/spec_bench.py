@@ -26,7 +26,7 @@ def context_limit(model) -> int | None:
 
 def run_spec_bench(pair, questions: list[SpecBenchQuestion], methods: list[MethodSpec], max_new_tokens: int,
                    warmup: list[SpecBenchQuestion], *, protocol: dict | None = None,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, sampling: dict | None = None) -> dict:
     """Run ``methods`` on every turn of ``questions`` after the ``warmup`` questions (discarded)."""
     if not any(m.kind == "ar" for m in methods):
         methods = [spec("ar"), *methods]
@@ -52,7 +52,8 @@ def run_spec_bench(pair, questions: list[SpecBenchQuestion], methods: list[Metho
                     bar.set_postfix_str(f"{question.group} {method.label}")
                     runs[method.label] = run_method(method, pair.target, pair.draft, input_ids,
                                                     max_new_tokens, True, getattr(pair, "head", None),
-                                                    getattr(pair, "default_drafter", "model"))
+                                                    getattr(pair, "default_drafter", "model"), sampling,
+                                                    index)
                     bar.update()
                 ar = next(runs[m.label] for m in methods if m.kind == "ar")
                 answers.append(pair.tokenizer.decode(ar["tokens"], skip_special_tokens=True))
@@ -60,7 +61,8 @@ def run_spec_bench(pair, questions: list[SpecBenchQuestion], methods: list[Metho
                 if not measured:
                     continue
                 prompt_index = len(records) // len(methods)
-                for record in score_prompt(runs, methods, pair.target, input_ids, prompt_index):
+                for record in score_prompt(runs, methods, pair.target, input_ids, prompt_index,
+                                           sampled=sampling is not None):
                     record.update(question_id=question.question_id, category=question.category,
                                   group=question.group, turn=turn + 1)
                     records.append(record)
@@ -69,7 +71,7 @@ def run_spec_bench(pair, questions: list[SpecBenchQuestion], methods: list[Metho
            "protocol": {"num_prompts": len(records) // len(methods), "questions": len(questions),
                         "warmup": len(warmup), "max_new_tokens": max_new_tokens, "stop_at_eos": True,
                         "chat_format": _chat_format(pair.tokenizer), "truncated_prompts": truncated,
-                        "command": "", **(protocol or {})},
+                        "command": "", **({"sampling": sampling} if sampling else {}), **(protocol or {})},
            "methods": [asdict(m) for m in methods], "records": records,
            "aggregates": aggregate(records, labels), "groups": group_totals(records, labels)}
     return validate(doc)

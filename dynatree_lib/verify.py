@@ -24,7 +24,8 @@ class UnsupportedModelError(ValueError):
 
 
 def verify_tree(target, cache: DynamicCache, tree: TokenTree, prefix_len: int, processors=None,
-                sequence: Tensor | None = None, hidden: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+                sequence: Tensor | None = None, hidden: bool = False,
+                scores: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Run the target once over ``tree`` after ``prefix_len`` cached tokens.
 
     Returns [n] the target's greedy next token after every node, on the tree's device
@@ -32,14 +33,15 @@ def verify_tree(target, cache: DynamicCache, tree: TokenTree, prefix_len: int, p
     same forward). Appends n entries to ``cache`` (node i at cache index prefix_len + i).
     With ``processors`` (from the target's generation_config), each node's logits are first
     processed as ``generate`` would after ``sequence`` [L] (committed tokens, root last)
-    followed by the node's path.
+    followed by the node's path. With ``scores=True`` the [n, V] float32 processed scores
+    are returned in place of the greedy tokens (sampling draws from them).
     """
     logits, states = tree_logits(target, cache, tree, prefix_len, hidden=True) if hidden else \
         (tree_logits(target, cache, tree, prefix_len), None)
     logits = logits.to(tree.tokens.device)
     if processors is not None:
         logits = process_tree(processors, sequence, tree, logits)
-    chosen = logits.argmax(dim=-1)
+    chosen = logits.float() if scores else logits.argmax(dim=-1)
     return (chosen, states.to(tree.tokens.device)) if hidden else chosen
 
 

@@ -38,6 +38,19 @@ def test_generate_prints_the_same_text_for_every_method(saved_pair, capsys):
     assert texts["ar"].startswith("Hello tree") and len(set(texts.values())) == 1
 
 
+def test_generate_samples_reproducibly(saved_pair, capsys):
+    base = ["generate", "--target", saved_pair["target"], "--draft", saved_pair["draft"], "--method",
+            "dynatree", "--prompt", "Hello tree", "--max-new-tokens", "16", "--ignore-eos",
+            "--temperature", "0.8"]
+    texts = []
+    for seed in ("1", "1", "2"):
+        main(base + ["--seed", seed])
+        texts.append(capsys.readouterr().out.split("\n\n")[0])
+    assert texts[0] == texts[1] != texts[2]  # same seed, same sample
+    with pytest.raises(ValueError, match="temperature"):
+        main(base[:-1] + ["0"])
+
+
 def test_method_parameters_are_validated(saved_pair):
     base = ["generate", "--target", saved_pair["target"], "--draft", saved_pair["draft"],
             "--prompt", "x", "--method", "linear"]
