@@ -163,11 +163,13 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
     pair = load_pair(args.pair, device=args.device, pack_weights=not args.no_pack)
     sampling = _sampling(args)
-    suffix = f"_T{args.temperature:g}" if sampling else ""
+    suffix = f"_temperature{args.temperature:g}" if sampling else ""
     if args.command == "bench" and args.dataset == "spec_bench":
         _spec_bench_run(args, pair, parse_methods(args.methods), sampling, suffix)
     elif args.command == "bench":
-        output = output_path(args, _default_stem(args, pair, "main") + suffix + ".json")
+        # sampled runs are named apart: chapter 5 reads every greedy main_*.json
+        stem = _default_stem(args, pair, "sampling" if sampling else "main")
+        output = output_path(args, stem + suffix + ".json")
         _bench_run(args, pair, parse_methods(args.methods), "main", output, sampling=sampling)
     elif args.command == "explore":
         _explore_run(args, pair)
@@ -221,7 +223,8 @@ def _spec_bench_run(args, pair, methods, sampling=None, suffix="") -> None:
     for label in doc["aggregates"]:
         speedups = (doc["groups"][g][label]["speedup"] for g in doc["groups"])
         print(f"{label:<22}" + "".join(f"{x:>12.2f}x" for x in speedups))
-    name = f"spec_bench_{pair.name.replace('/', '-').replace(',', '+')}_{pair.device.type}{suffix}.json"
+    name = (f"{'sampling_' if sampling else ''}spec_bench_{pair.name.replace('/', '-').replace(',', '+')}_"
+            f"{pair.device.type}{suffix}.json")
     print(f"wrote {write_results(doc, output_path(args, name))}")
 
 
@@ -429,7 +432,8 @@ def main(argv: list[str] | None = None) -> None:
                                 "default all 480")
             b.add_argument("--temperature", type=float, default=None,
                            help="sample at this temperature instead of decoding greedily (every method, "
-                                "HF's included; lossless speculative sampling); the file name gets _T<t>")
+                                "HF's included; lossless speculative sampling); writes sampling_<dataset>_"
+                                "<pair>_<device>_temperature<t>.json (spec_bench: sampling_spec_bench_...)")
             b.add_argument("--top-k", type=int, default=0, help="with --temperature (0: off)")
             b.add_argument("--top-p", type=float, default=1.0, help="with --temperature (1: off)")
         b.add_argument("--num-prompts", type=int, default=10)
