@@ -262,7 +262,7 @@ def test_a_real_bug_is_a_mismatch_even_in_bfloat16(monkeypatch):
 
     real = decode.verify_tree
 
-    def wrong_positions(target, cache, tree, prefix_len, *args):  # the published bug: BFS positions
+    def wrong_positions(target, cache, tree, prefix_len, *args, **kwargs):  # the published bug: BFS positions
         positions = (prefix_len + torch.arange(tree.size)).unsqueeze(0)
         return verify.tree_logits(target, cache, tree, prefix_len, position_ids=positions).argmax(-1)
 
