@@ -139,8 +139,8 @@ def _add_children(tree: TokenTree, frontier: Tensor, logits: Tensor, rule: Growt
         q = probs.gather(1, tokens)
         # B(u) from the confidence max q(. | u), never more draws than tokens with q > 0
         width = torch.minimum(rule.breadth(probs.max(dim=-1).values), (probs > 0).sum(dim=-1))
-        for row, node in enumerate(frontier.tolist()):
-            proposals[node] = Proposals(probs[row], tokens[row, : int(width[row])])
+        for row, (node, count) in enumerate(zip(frontier.tolist(), width.tolist(), strict=True)):
+            proposals[node] = Proposals(probs[row], tokens[row, :count])  # one host sync, not one per row
     keep = torch.arange(rule.max_branch, device=q.device) < width.unsqueeze(1)
     logq = q.log()
     logp = tree._logp[frontier].unsqueeze(1) + logq
