@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 import torch
 
@@ -242,6 +243,21 @@ def cmd_costs(args: argparse.Namespace) -> None:
     print(f"wrote {write_json(doc, output_path(args, f'costs_{pair.name}_{pair.device.type}.json'))}")
 
 
+def cmd_export_web(args: argparse.Namespace) -> None:
+    from .web_export import export_web
+
+    manifest = export_web(Path(args.out))
+    graphs = manifest["graphs"]
+    print(f"weights.bin: {manifest['weights_bytes'] / 1e6:.1f} MB of integer codes, "
+          f"{manifest['sources_kinds']} "
+          "(matrices: 4-bit Q4_1, int8, float32)")
+    for role in ("target", "draft"):
+        print(f"{role:>6}: {graphs[role]['file']} {graphs[role]['bytes'] / 1e6:.1f} MB graph, expanded "
+              f"in the page to {graphs[role]['external']['bytes'] / 1e6:.0f} MB of float32 weights")
+    print(f"wrote the live page to {args.out}: serve it with python -m http.server -d {args.out} "
+          "and open http://127.0.0.1:8000/")
+
+
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",")]
 
@@ -386,6 +402,10 @@ def main(argv: list[str] | None = None) -> None:
     cost.add_argument("--repeats", type=int, default=20, help="measured rounds (each size's median)")
     _outputs(cost, "costs_<pair>_<device>.json")
     cost.set_defaults(run=cmd_costs)
+    web = sub.add_parser("export-web", help="the embedded pair as ONNX graphs + the live in-browser decoder "
+                                             "(a static page; ~2 min the first time)")
+    web.add_argument("--out", default="live", help="output folder (default: ./live)")
+    web.set_defaults(run=cmd_export_web)
     gpu = sub.add_parser("gpu-check", help="exactness in fp32/fp16/bf16, a GPU+CPU split target and "
                                            "Pythia-shaped forward costs on a CUDA machine (~4 min)")
     gpu.add_argument("--device", help="default: cuda (--dry-run: cpu)")

@@ -21,6 +21,7 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
+import torch
 from browser import CHROMIUM, browser_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -191,3 +192,84 @@ def test_internal_links_resolve(site):
             elif url.fragment and target in parsed and url.fragment not in parsed[target].ids:
                 broken.append(f"{name}: {href} (no anchor)")
     assert not broken, broken
+
+
+LIVE_PROMPTS = ["Explain in two sentences why the sky is blue.", "Write a haiku about a quiet harbour."]
+LIVE_METHODS = ["ar", "linear", "fixed", "dynatree"]
+_GENERATE = """async ([prompt, method]) => {
+  const r = await window.dynatreeLive.generate({prompt, method, maxNewTokens: 24});
+  return {ids: r.ids, prompt_ids: r.promptIds, tokens_per_second: r.tokensPerSecond,
+          target_forwards: r.targetForwards};
+}"""
+
+
+def _open_live(site):
+    page, errors = _open(site, "live/index")
+    page.click("#load")
+    page.wait_for_function("window.dynatreeLive.ready || document.getElementById('error').textContent",
+                           timeout=300_000)
+    assert page.inner_text("#error") == "", page.inner_text("#error")
+    return page, errors
+
+
+def test_live_decoder_is_exact_in_the_browser(site):
+    """Chapter 4's live page: every method gives the in-page greedy AR tokens on two prompts, the
+    page's tokenizer and chat template give the library's ids, and AR agrees with the PyTorch
+    target (any divergence must be a near-tie)."""
+    from dynatree_lib.decode import generate
+    from dynatree_lib.embedded import load_embedded_target
+    from dynatree_lib.exactness import classify_divergence
+    from dynatree_lib.methods import Autoregressive
+
+    target, tokenizer = load_embedded_target()
+    page, errors = _open_live(site)
+    try:
+        for prompt in LIVE_PROMPTS:
+            runs = {m: page.evaluate(_GENERATE, [prompt, m]) for m in LIVE_METHODS}
+            want_ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
+                                                     add_generation_prompt=True, tokenize=True)
+            want_ids = list(getattr(want_ids, "input_ids", want_ids))
+            assert runs["ar"]["prompt_ids"] == want_ids, "the page tokenizes the prompt differently"
+            for method in LIVE_METHODS[1:]:
+                assert runs[method]["ids"] == runs["ar"]["ids"], f"{method} differs from AR: {prompt!r}"
+                assert runs[method]["target_forwards"] < runs["ar"]["target_forwards"]
+            input_ids = torch.tensor([want_ids])
+            reference = generate(target, None, input_ids, Autoregressive(), 24).new_tokens
+            divergence = classify_divergence(target, input_ids, reference, runs["ar"]["ids"])
+            assert divergence is None or divergence.verdict == "near-tie", divergence
+        assert not [e for e in errors if not any(p.search(e) for p in CONSOLE_ALLOW)], errors
+    finally:
+        page.close()
+
+
+def test_live_page_controls_draw_trees_and_refuse_bad_settings(site):
+    page, errors = _open_live(site)
+    try:
+        page.fill("#max_new_tokens", "16")
+        page.fill('fieldset[data-method="dynatree"] [data-knob="tau_low"]', "0.95")
+        page.click("#run")
+        page.wait_for_function("document.getElementById('error').textContent", timeout=60_000)
+        assert "tau_low (0.95) must be < tau_high (0.9)" in page.inner_text("#error")
+        page.fill('fieldset[data-method="dynatree"] [data-knob="tau_low"]', "0.4")
+        page.click("#run")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('done')",
+                               timeout=120_000)
+        assert page.locator("#tree rect.accepted, #tree rect.bonus").count() > 0, "no verified tree drawn"
+        assert page.inner_text("#text").strip()
+        page.select_option("#method", "fixed")
+        assert page.locator('fieldset[data-method="fixed"]').is_visible()
+        assert not page.locator('fieldset[data-method="dynatree"]').is_visible()
+        page.click("#compare")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('measured')",
+                               timeout=120_000)
+        assert page.locator("#stats td", has_text="true").count() == 2  # AR's row and the fixed tree's
+        assert not [e for e in errors if not any(p.search(e) for p in CONSOLE_ALLOW)], errors
+    finally:
+        page.close()
+
+
+def test_chapter_4_embeds_the_live_page(site):
+    source = (site["root"] / "book" / "04_dynatree.html").read_text()
+    assert 'src="../live/index.html"' in source
+    manifest = (site["root"] / "live" / "manifest.json")
+    assert manifest.is_file() and (site["root"] / "live" / "weights.bin").stat().st_size > 50e6
