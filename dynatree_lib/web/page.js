@@ -112,9 +112,8 @@ function drawTree(tree, path = null, bonus = null) {
 }
 
 function statsTable(rows) {
-  const head = '<tr><th>method</th><th>new tokens</th><th>target forwards</th><th>tokens / forward</th>' +
-    '<th>draft forwards</th><th>target / draft time (s)</th><th>tokens/s</th><th>speed-up vs AR</th>' +
-    '<th>identical to AR</th></tr>';
+  const head = '<tr><th>method</th><th>tokens</th><th>target fwd</th><th>tokens / fwd</th>' +
+    '<th>draft fwd</th><th>target / draft s</th><th>tokens/s</th><th>vs AR</th><th>same as AR</th></tr>';
   $('stats').innerHTML = '<table>' + head + rows.map((r) => `<tr><td>${r.method}</td><td>${r.ids.length}</td>` +
     `<td>${r.targetForwards}</td><td>${r.tokensPerForward.toFixed(2)}</td><td>${r.draftForwards}</td>` +
     `<td>${r.targetSeconds.toFixed(2)} / ${r.draftSeconds.toFixed(2)}</td>` +
@@ -126,13 +125,18 @@ export async function generate({ prompt, method, config = {}, maxNewTokens = 32,
   const ids = live.chatIds(prompt);
   const full = readConfig(method, config);
   const slow = draw && $('slow').checked;
+  const started = performance.now();
   const hook = draw ? async (event) => {
+    // a root-only tree (the last token, or a depth cut to zero) keeps the previous drawing
     if (event.kind === 'level') drawTree(event.tree);
-    if (event.kind === 'verified') {
+    if (event.kind === 'verified' && event.tree.size > 1) {
       drawTree(event.tree, event.path, event.committed.length >= event.path.length ? event.committed[event.committed.length - 1] : null);
+    }
+    if (event.kind === 'verified') {
       const d0 = event.controller ? `, D\u2080 = ${event.controller.depth}, a = ${event.controller.levelAcceptance.toFixed(2)}` : '';
-      show(`${method}: ${event.out.length}/${maxNewTokens} tokens; this tree: ${event.tree.size - 1} nodes, ` +
-        `depth ${event.tree.depth}, ${event.committed.length} committed${d0}`);
+      const rate = event.out.length / ((performance.now() - started) / 1000);
+      show(`${method}: ${event.out.length}/${maxNewTokens} tokens (${rate.toFixed(1)} tokens/s with drawing); ` +
+        `this tree: ${event.tree.size - 1} nodes, depth ${event.tree.depth}, ${event.committed.length} committed${d0}`);
     }
     if (event.kind !== 'level') $('text').textContent = live.tokenizer.decode(event.out);
     await sleep(slow && event.kind === 'level' ? 300 : 0);
