@@ -14,15 +14,15 @@ written out with everything tree verification needs as explicit inputs:
 * ``logits`` [1, n, V] (the draft scores its shortlist only; the ids are in the manifest)
   and ``next_tokens`` [1, n], their argmax, so a greedy caller fetches n integers.
 
-Exporter: ``torch.onnx.export`` (the dynamo exporter, onnxscript), opset 18. Weights:
-every linear layer (the output layer included) becomes a ``MatMulNBits`` node, 4-bit,
-blocks of 32 along the input dimension, asymmetric (onnxruntime's weight-only quantiser):
-the target came as a 4-bit GGUF (Q4_1, blocks of 32 along the same axis), so this costs
-little. The input embedding is stored int8 with one scale per row and dequantised after
-the gather. Sizes are in the manifest. The browser decoder (``dynatree_lib/web/``, run by
-onnxruntime-web) and the tokenizer files are written beside the graphs, with the runtime
-fetched once from the npm registry (pinned version and checksum), so the output folder
-is a complete static page: ``python -m http.server -d <out>``.
+Exporter: ``torch.onnx.export`` (the dynamo exporter, onnxscript), opset 18. Weights: the
+big matrices leave the graph (external data) and travel as the integer codes they came
+from (:class:`PackedWeights`: the target's GGUF Q4_1 layers and Q8_0 embedding, the draft's
+int8 rows; about 115 MB for both models), which the page expands to float32 exactly as
+:func:`materialize` does, so onnxruntime-web runs its float kernels on the PyTorch model's
+weights. The browser decoder (``dynatree_lib/web/``), the tokenizer and ``manifest.json``
+are written beside the graphs, with onnxruntime-web's wasm build fetched once from the npm
+registry (pinned version and checksum): the output folder is a complete static page,
+``python -m http.server -d <out>``.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class StepGraph(nn.Module):
 
     Reads the weights of a Hugging Face ``LlamaForCausalLM`` (or the embedded pair's
     shortlist draft); nothing is trained here. Linear weights are kept as [in, out] matrices
-    so the export gives plain ``MatMul`` nodes the quantiser recognises.
+    so the export gives plain ``MatMul`` nodes whose weights :func:`externalize` moves out.
     """
 
     def __init__(self, model) -> None:
