@@ -122,10 +122,6 @@ class StepGraph(nn.Module):
         logits = (self._rms(x, self.norm) @ self.lm_head).unsqueeze(0)
         return logits, logits.argmax(dim=-1), torch.stack(new_keys), torch.stack(new_values)
 
-    def empty_cache(self) -> tuple[Tensor, Tensor]:
-        shape = (self.layers, self.kv_heads, 0, self.head_dim)
-        return torch.zeros(shape), torch.zeros(shape)
-
 
 def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     half = x.shape[-1] // 2

@@ -7,7 +7,6 @@ import * as ort from './ort.wasm.min.mjs';
 
 const BASE = new URL('./', import.meta.url).href;
 const MASKED = -3.4028234663852886e38; // float32 min, as TokenTree.attention_bias uses
-const $ = (id) => document.getElementById(id);
 const nextFrame = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 // ---- tokenizer: byte-level BPE (GPT-2 pre-tokenisation), the model's tokenizer.json -------
