@@ -93,7 +93,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from .data import prompt_set
     from .models import load_pair
 
-    pair = load_pair(args.pair, device=args.device, pack_weights=not args.no_pack, drafter=args.drafter)
+    pair = load_pair(args.pair, device=args.device, dtype=_dtype(args), pack_weights=not args.no_pack,
+                     drafter=args.drafter)
     ids = prompt_set("wikitext2", pair.tokenizer, 1, args.max_prompt_tokens, seed=args.seed)[0]
     input_ids = torch.tensor([ids], device=pair.device)
     print(f"pair {pair.name} on {pair.device} ({str(pair.dtype).removeprefix('torch.')}); "
@@ -130,9 +131,15 @@ def output_path(args, name: str):
     return Path(args.results_dir) / name if getattr(args, "results_dir", None) else output_dir() / name
 
 
+def _file_part(pair_name: str) -> str:
+    """A pair's name inside a file name: ``org/target,org/draft`` -> ``org-target+org-draft``."""
+    return pair_name.replace("/", "-").replace(",", "+")
+
+
 def _default_stem(args, pair, kind: str) -> str:
     """``main_wikitext2_embedded_cpu``: what, on which data, which pair, which device type."""
-    return f"{kind}_{args.dataset}_{pair.name.replace('/', '-').replace(',', '+')}_{pair.device.type}"
+    return (f"{kind}_{args.dataset}_{_file_part(pair.name)}_{pair.device.type}"
+            + _dtype_suffix(args, pair))
 
 
 def _sampling(args) -> dict | None:
@@ -162,7 +169,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from .bench import ablation_specs, fixed_grid, linear_grid, parse_methods, sensitivity_specs, spec
     from .models import load_pair
 
-    pair = load_pair(args.pair, device=args.device, pack_weights=not args.no_pack)
+    pair = load_pair(args.pair, device=args.device, dtype=_dtype(args), pack_weights=not args.no_pack)
     sampling = _sampling(args)
     suffix = f"_temperature{args.temperature:g}" if sampling else ""
     if args.command == "bench" and args.dataset == "spec_bench":
@@ -224,8 +231,8 @@ def _spec_bench_run(args, pair, methods, sampling=None, suffix="") -> None:
     for label in doc["aggregates"]:
         speedups = (doc["groups"][g][label]["speedup"] for g in doc["groups"])
         print(f"{label:<22}" + "".join(f"{x:>12.2f}x" for x in speedups))
-    name = (f"{'sampling_' if sampling else ''}spec_bench_{pair.name.replace('/', '-').replace(',', '+')}_"
-            f"{pair.device.type}{suffix}.json")
+    name = (f"{'sampling_' if sampling else ''}spec_bench_{_file_part(pair.name)}_"
+            f"{pair.device.type}{_dtype_suffix(args, pair)}{suffix}.json")
     print(f"wrote {write_results(doc, output_path(args, name))}")
 
 
@@ -234,13 +241,18 @@ def cmd_costs(args: argparse.Namespace) -> None:
     from .models import load_pair
 
     pair = load_pair(args.pair, device=args.device, pack_weights=False)
-    doc = cost_document(pair, tuple(_ints(args.sizes)), args.prefix_len, args.repeats, command=_command())
+    also = {}
+    if _dtype_suffix(args, pair):  # the same models in another dtype, timed in the same run
+        also[args.dtype] = load_pair(args.pair, device=args.device, dtype=_dtype(args), pack_weights=False)
+    doc = cost_document(pair, tuple(_ints(args.sizes)), args.prefix_len, args.repeats, command=_command(),
+                        also=also)
     for role, curves in doc["curves"].items():
         for name, curve in curves.items():
             one = curve["1"]
             print(f"{role:>6} {name:>7}: " + "  ".join(f"{n}:{t / one:.2f}" for n, t in curve.items())
                   + f"   (x one-token step = {one * 1000:.1f} ms)")
-    print(f"wrote {write_json(doc, output_path(args, f'costs_{pair.name}_{pair.device.type}.json'))}")
+    name = f"costs_{_file_part(pair.name)}_{pair.device.type}{_dtype_suffix(args, pair)}.json"
+    print(f"wrote {write_json(doc, output_path(args, name))}")
 
 
 def cmd_export_web(args: argparse.Namespace) -> None:
@@ -274,7 +286,7 @@ def cmd_draft_report(args: argparse.Namespace) -> None:
     from .embedded import load_draft_meta
     from .models import load_pair
 
-    pair = load_pair(args.pair, device=args.device, pack_weights=not args.no_pack)
+    pair = load_pair(args.pair, device=args.device, dtype=_dtype(args), pack_weights=not args.no_pack)
     # Headline: chunks spread over the whole test split. The first tokens of the split (what
     # reports before this one measured) are two articles; that slice is kept for comparison.
     profile = agreement_profile(pair.target, pair.draft, pair.tokenizer, tokens=args.tokens, spread=True)
@@ -303,7 +315,7 @@ def cmd_draft_report(args: argparse.Namespace) -> None:
                           "linear_acceptance": linear_acceptance(pair.target, pair.head, pair.tokenizer, k=4,
                                                                  num_prompts=args.prompts)}
     print(json.dumps(report, indent=1))
-    print(f"wrote {write_json(report, output_path(args, f'{pair.name}_draft_quality.json'))}")
+    print(f"wrote {write_json(report, output_path(args, f'{_file_part(pair.name)}_draft_quality{_dtype_suffix(args, pair)}.json'))}")
 
 
 def write_json(doc: dict, path) -> str:
@@ -336,6 +348,26 @@ def _outputs(p: argparse.ArgumentParser, default_name: str) -> None:
     p.add_argument("--output", help=f"JSON file to write (default: {default_name} in --results-dir)")
     p.add_argument("--results-dir", help="folder for the default file name (default: $DYNATREE_RESULTS "
                                          "or ./results)")
+
+
+def _pair_dtype(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"],
+                   help="the pair's dtype (default: float32 on CPU, the embedded pair everywhere; "
+                        "float16 for hub pairs on CUDA). bfloat16 on CPU: no weight packing; outputs "
+                        "are checked against the bfloat16 target's own greedy decoding "
+                        "(identical / near-tie / mismatch); result files get a _<dtype> suffix")
+
+
+def _dtype(args) -> torch.dtype | None:
+    return DTYPES[args.dtype] if getattr(args, "dtype", None) else None
+
+
+def _dtype_suffix(args, pair) -> str:
+    """``_bfloat16`` when ``--dtype`` asked for other than the pair's default dtype, else ""."""
+    from .models import default_dtype
+
+    chosen = _dtype(args)
+    return "" if chosen is None or chosen == default_dtype(pair.name, pair.device) else f"_{args.dtype}"
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -377,6 +409,7 @@ def main(argv: list[str] | None = None) -> None:
                      help="CPU: keep the default float32 matmul (no oneDNN weight packing)")
     demo.add_argument("--drafter", choices=["model", "head"],
                       help="what our methods draft with (default: the pair's faster one)")
+    _pair_dtype(demo)
     demo.add_argument("--max-new-tokens", type=int, default=64)
     demo.add_argument("--max-prompt-tokens", type=int, default=128)
     demo.add_argument("--repeats", type=int, default=2, help="measured rounds after one warm-up")
@@ -387,6 +420,7 @@ def main(argv: list[str] | None = None) -> None:
     rep.add_argument("--device")
     rep.add_argument("--no-pack", action="store_true",
                      help="CPU: keep the default float32 matmul (no oneDNN weight packing)")
+    _pair_dtype(rep)
     rep.add_argument("--tokens", type=int, default=8192,
                      help="WikiText-2 test tokens for agreement (256-token chunks spread over the split, "
                           "and the same number from its start)")
@@ -397,6 +431,9 @@ def main(argv: list[str] | None = None) -> None:
     cost = sub.add_parser("costs", help="forward-cost curves of target and draft (default, packed)")
     cost.add_argument("--pair", help="embedded, pythia or TARGET,DRAFT (default: by device)")
     cost.add_argument("--device")
+    cost.add_argument("--dtype", choices=["float16", "bfloat16"],
+                      help="also time the pair loaded in this dtype, in the same run (curves[role][dtype]; "
+                           "the file gets a _<dtype> suffix)")
     cost.add_argument("--sizes", default="1,2,3,4,6,8,12,16,24,32,48,64", help="tokens per forward")
     cost.add_argument("--prefix-len", type=int, default=256, help="cached tokens before each forward")
     cost.add_argument("--repeats", type=int, default=20, help="measured rounds (each size's median)")
@@ -440,6 +477,7 @@ def main(argv: list[str] | None = None) -> None:
                                 "dynatree, dynatree+lookup (DynaTree with the context-lookup extension)")
         b.add_argument("--pair", help="embedded, pythia or TARGET,DRAFT (default: by device)")
         b.add_argument("--device")
+        _pair_dtype(b)
         b.add_argument("--no-pack", action="store_true",
                          help="CPU: keep the default float32 matmul (no oneDNN weight packing)")
         datasets = ["wikitext2", "pg19", "wikitext2-validation"] + (["spec_bench"] if name == "bench" else [])

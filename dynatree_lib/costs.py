@@ -57,11 +57,13 @@ def predicted_speedup(tau: float, verify_cost: float, draft_forwards_per_iterati
 
 
 def cost_document(pair, sizes: tuple[int, ...] = SIZES, prefix_len: int = 256, repeats: int = 5,
-                  command: str = "") -> dict:
+                  command: str = "", also: dict | None = None) -> dict:
     """Forward-cost curves of target and draft, with the default weights and (CPU) packed.
 
     ``pair`` must be loaded with ``pack_weights=False``; its models are packed here, in
     place, after the default curves are measured, so both come from the same run.
+    ``also``: {curve name: another pair} timed in the same run, e.g. {"bfloat16": the
+    pair loaded in bfloat16}: what a dtype buys is only comparable within one run.
     """
     from .bench import environment
     from .packing import pack_linear_weights
@@ -74,6 +76,10 @@ def cost_document(pair, sizes: tuple[int, ...] = SIZES, prefix_len: int = 256, r
         if pack_linear_weights(getattr(pair, role)):
             curves[role]["packed"] = _str_keys(forward_cost_curve(getattr(pair, role), sizes, prefix_len,
                                                                   repeats))
+    for name, other in (also or {}).items():
+        for role in curves:
+            curves[role][name] = _str_keys(forward_cost_curve(getattr(other, role), sizes, prefix_len,
+                                                              repeats))
     return {"schema": COSTS_SCHEMA, "environment": environment(pair.device, pair.dtype),
             "pair": pair.name, "command": command, "prefix_len": prefix_len, "repeats": repeats,
             "sizes": list(sizes), "curves": curves,

@@ -63,6 +63,11 @@ class ModelPair:
                 f"draft with the {'feature head' if self.default_drafter == 'head' else 'draft model'}")
 
 
+def default_dtype(name: str, device: torch.device) -> torch.dtype:
+    """What ``load_pair`` picks without ``dtype``: float32, but float16 for hub pairs on CUDA."""
+    return torch.float16 if device.type == "cuda" and name != "embedded" else torch.float32
+
+
 def default_device() -> torch.device:
     """``$DYNATREE_DEVICE`` if set, else CUDA when available, else the CPU."""
     override = os.environ.get("DYNATREE_DEVICE")
@@ -123,7 +128,7 @@ def _load(name, device, dtype) -> ModelPair:
         pair, label = name, f"{name[0]},{name[1]}"
     else:
         raise ValueError(f"unknown pair {name!r}: use 'embedded', 'pythia' or (target, draft)")
-    dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+    dtype = dtype or default_dtype(label, device)
     target, tokenizer = _from_hub(pair[0], device, dtype)
     draft, draft_tokenizer = _from_hub(pair[1], device, dtype)
     check_tokenizers(tokenizer, draft_tokenizer)

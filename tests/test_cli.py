@@ -87,6 +87,25 @@ def test_benchmark_commands_write_valid_results(saved_pair, tmp_path, command, c
         assert all(a["identical_to_ar"] for a in read_results(path)["aggregates"].values())
 
 
+def test_bfloat16_runs_are_named_apart_and_carry_verdicts(saved_pair, tmp_path, capsys):
+    from dynatree_lib.bench import read_results
+    from dynatree_lib.costs import read_costs
+
+    pair = ["--pair", f"{saved_pair['target']},{saved_pair['draft']}", "--results-dir", str(tmp_path)]
+    main(["bench", *pair, "--dtype", "bfloat16", "--methods", "ar,dynatree", "--num-prompts", "1",
+          "--warmup", "1", "--max-new-tokens", "8", "--max-prompt-tokens", "40"])
+    doc = read_results(next(tmp_path.glob("main_wikitext2_*_cpu_bfloat16.json")))
+    assert doc["environment"]["dtype"] == "bfloat16"
+    assert all(r["verdict"] in ("identical", "near-tie") for r in doc["records"])
+    main(["costs", *pair, "--dtype", "bfloat16", "--sizes", "1,2", "--prefix-len", "8", "--repeats", "1"])
+    costs = read_costs(next(tmp_path.glob("costs_*_cpu_bfloat16.json")))
+    assert {"default", "bfloat16"} <= set(costs["curves"]["target"])  # one run, both dtypes
+    assert costs["environment"]["dtype"] == "float32"
+    main(["bench", *pair, "--dtype", "float32", "--methods", "ar", "--num-prompts", "1", "--warmup", "0",
+          "--max-new-tokens", "4", "--max-prompt-tokens", "20"])
+    assert len(list(tmp_path.glob("main_wikitext2_*_cpu.json"))) == 1  # the default dtype: no suffix
+
+
 def test_costs_command_writes_both_curves(saved_pair, tmp_path, capsys):
     from dynatree_lib.costs import read_costs
 
