@@ -315,7 +315,8 @@ def cmd_draft_report(args: argparse.Namespace) -> None:
                           "linear_acceptance": linear_acceptance(pair.target, pair.head, pair.tokenizer, k=4,
                                                                  num_prompts=args.prompts)}
     print(json.dumps(report, indent=1))
-    print(f"wrote {write_json(report, output_path(args, f'{_file_part(pair.name)}_draft_quality{_dtype_suffix(args, pair)}.json'))}")
+    name = f"{_file_part(pair.name)}_draft_quality{_dtype_suffix(args, pair)}.json"
+    print(f"wrote {write_json(report, output_path(args, name))}")
 
 
 def write_json(doc: dict, path) -> str:
