@@ -273,6 +273,30 @@ def test_a_real_bug_is_a_mismatch_even_in_bfloat16(monkeypatch):
     assert "mismatch" in verdicts
 
 
+def test_a_three_way_tie_is_a_near_tie_and_a_far_token_is_not(monkeypatch):
+    """bfloat16 on a CPU (Spec-Bench): three tokens within one rounding step of each other; the
+    method's token was the judge's third. Both tokens close to the top logit: a near-tie."""
+    import dynatree_lib.exactness as exactness
+
+    vocab = 8
+    logits = torch.full((vocab,), -5.0, dtype=torch.bfloat16)
+    logits[[1, 2, 3]] = torch.tensor([13.25, 13.25, 13.125], dtype=torch.bfloat16)
+
+    class Judge(torch.nn.Module):
+        dtype = torch.bfloat16
+        device = torch.device("cpu")
+
+        def forward(self, ids):
+            from types import SimpleNamespace
+            return SimpleNamespace(logits=logits.expand(1, ids.shape[1], vocab))
+
+    judge, ids = Judge(), torch.tensor([[0, 0]])
+    d = exactness.classify_divergence(judge, ids, [5, 1, 4], [5, 3, 4])
+    assert d.verdict == "near-tie" and d.margin == pytest.approx(0.125) and d.margin <= d.bound
+    far = exactness.classify_divergence(judge, ids, [5, 1, 4], [5, 0, 4])  # 18 below the top
+    assert far.verdict == "mismatch" and far.margin > far.bound
+
+
 def test_near_tie_bound_is_relative_to_the_logit_magnitude():
     assert near_tie_bound(20.0, torch.bfloat16) == pytest.approx(8 * 2**-7 * 20)
     assert near_tie_bound(40.0, torch.bfloat16) == 2 * near_tie_bound(20.0, torch.bfloat16)
