@@ -19,17 +19,20 @@ from .resources import find_results
 
 MAIN = {"wikitext2": "main_wikitext2_embedded_cpu.json", "pg19": "main_pg19_embedded_cpu.json"}
 SPEC_BENCH = "spec_bench_embedded_cpu.json"
+# bfloat16 on the CPU (``--dtype bfloat16``): its own runs, checked against the bfloat16 target
+BF16 = {"costs": "costs_embedded_cpu_bfloat16.json", "sb": "spec_bench_embedded_cpu_bfloat16.json",
+        "wt": "main_wikitext2_embedded_cpu_bfloat16.json"}
 ABLATION = "ablation_wikitext2_embedded_cpu.json"
 LADDER = ("fixed tree", "+ dynamic breadth", "+ dynamic depth", "+ pruning", "+ history (goodput)")
 TABLE_METHODS = (("hf", "HF `generate` greedy"), ("hf-assisted", "HF assisted generation (draft model)"),
                  ("prompt-lookup", "HF prompt lookup"),
                  ("linear@model", "Linear (k = 8), draft model"),
                  ("fixed@model", "FixedTree (8, 3, 0.1), draft model"),
-                 ("dynatree@model", "**DynaTree, draft model** (the embedded pair's default)"),
+                 ("dynatree@model", "DynaTree, draft model"),
                  ("dynatree+lookup@model", "DynaTree + lookup (extension), draft model"),
                  ("linear@head", "Linear (k = 8), feature head"),
                  ("fixed@head", "FixedTree (8, 3, 0.1), feature head"),
-                 ("dynatree@head", "DynaTree, feature head (chapter 7)"),
+                 ("dynatree@head", "**DynaTree, feature head** (chapter 7; the embedded pair's default)"),
                  ("dynatree+lookup@head", "DynaTree + lookup (extension), feature head"))
 
 
@@ -172,6 +175,7 @@ def book_numbers() -> dict[str, float | str]:
         speedups = [_mean(d, "dynatree", "speedup") for d in docs]
         numbers["sp_min_dynatree_speedup"] = min(speedups)
         numbers["sp_max_dynatree_speedup"] = max(speedups)
+    numbers.update(bf16_numbers())
     if _available(SPEC_BENCH):
         doc = read_results(SPEC_BENCH)
         numbers["sb_per_group"] = doc["protocol"].get("per_group") or 80
@@ -187,6 +191,51 @@ def book_numbers() -> dict[str, float | str]:
             if "controller_at_bound" in a:
                 numbers[f"sb_{slug(label)}_at_bound"] = a["controller_at_bound"]["mean"]
         numbers.update(paired_numbers(doc, "sb_pair", SPEC_BENCH_PAIRS))
+    return numbers
+
+
+def verdict_counts(doc: dict) -> dict[str, int]:
+    """{identical, near-tie, mismatch: records} over a file's methods other than AR."""
+    counts = {"identical": 0, "near-tie": 0, "mismatch": 0}
+    for record in doc["records"]:
+        if record["method"] != "ar":
+            counts[record["verdict"]] += 1
+    return counts
+
+
+def bf16_numbers() -> dict[str, float | str]:
+    """``bf_*``: bfloat16 against float32 on this CPU. Step costs come from one run
+    (``costs --dtype bfloat16``); the benchmarks' speedups are over the bfloat16 AR of the same
+    run, their verdicts against the bfloat16 target's own greedy output."""
+    numbers: dict[str, float | str] = {}
+    if _available(BF16["costs"]):
+        costs = read_costs(BF16["costs"])
+        for role in ("target", "draft"):
+            fp32, bf16 = costs["curves"][role].get("packed") or costs["curves"][role]["default"], \
+                costs["curves"][role]["bfloat16"]
+            numbers[f"bf_{role}_fp32_ms"], numbers[f"bf_{role}_bf16_ms"] = 1000 * fp32["1"], 1000 * bf16["1"]
+            for n in ("8", "16", "32"):
+                numbers[f"bf_{role}_fp32_r{n}"] = fp32[n] / fp32["1"]
+                numbers[f"bf_{role}_bf16_r{n}"] = bf16[n] / bf16["1"]
+                numbers[f"bf_{role}_bf16_over_fp32_n{n}"] = bf16[n] / fp32[n]
+            numbers[f"bf_{role}_bf16_over_fp32_n1"] = bf16["1"] / fp32["1"]
+        numbers["bf_costs_prefix"] = costs["prefix_len"]
+    for key in ("sb", "wt"):
+        if not _available(BF16[key]):
+            continue
+        doc = read_results(BF16[key])
+        numbers[f"bf_{key}_prompts"] = doc["protocol"]["num_prompts"]
+        numbers[f"bf_{key}_ar_tps"] = _mean(doc, "ar", "throughput")
+        for verdict, count in verdict_counts(doc).items():
+            numbers[f"bf_{key}_{slug(verdict)}"] = count
+        for label in doc["aggregates"]:
+            if key == "sb":
+                totals = doc["groups"]["overall"][label]
+                numbers[f"bf_sb_{slug(label)}_speedup"], numbers[f"bf_sb_{slug(label)}_tau"] = \
+                    totals["speedup"], totals["tau"]
+            else:
+                numbers[f"bf_wt_{slug(label)}_speedup"] = _mean(doc, label, "speedup")
+                numbers[f"bf_wt_{slug(label)}_tau"] = _mean(doc, label, "tau")
     return numbers
 
 

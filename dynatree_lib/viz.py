@@ -344,19 +344,21 @@ def time_breakdown_figure(doc: dict) -> go.Figure:
     return fig
 
 
-def cost_curve_figure(costs: dict) -> go.Figure:
-    """Forward cost of n tokens in units of a one-token step: default vs packed weights."""
+def cost_curve_figure(costs: dict, absolute: bool = False, roles: tuple[str, ...] = ("target", "draft")) \
+        -> go.Figure:
+    """Forward cost of n tokens in units of a one-token step (``absolute``: in milliseconds, to
+    compare curves of different kernels or dtypes): default vs packed weights (vs another dtype)."""
     fig = go.Figure()
-    for role, curves in costs["curves"].items():
-        for name, curve in curves.items():
+    for role in roles:
+        for name, curve in costs["curves"][role].items():
             sizes = [int(n) for n in curve]
             one = curve["1"]
             fig.add_trace(go.Scatter(
-                x=sizes, y=[t / one for t in curve.values()], mode="lines+markers",
+                x=sizes, y=[1000 * t if absolute else t / one for t in curve.values()], mode="lines+markers",
                 name=f"{role}, {name} ({1000 * one:.1f} ms / token)",
-                line={"dash": "solid" if name == "packed" else "dot"}))
+                line={"dash": "solid" if name == "packed" else "dash" if name == "bfloat16" else "dot"}))
     fig.update_layout(xaxis={"title": "tokens in one forward (after a cached prefix)", "type": "log"},
-                      yaxis={"title": "cost / one-token step"}, height=400,
+                      yaxis={"title": "ms per forward" if absolute else "cost / one-token step"}, height=400,
                       title=f"forward cost curve · {costs['environment']['device_name']}")
     return fig
 
