@@ -21,7 +21,7 @@ MAIN = {"wikitext2": "main_wikitext2_embedded_cpu.json", "pg19": "main_pg19_embe
 SPEC_BENCH = "spec_bench_embedded_cpu.json"
 # bfloat16 on the CPU (``--dtype bfloat16``): its own runs, checked against the bfloat16 target
 BF16 = {"costs": "costs_embedded_cpu_bfloat16.json", "sb": "spec_bench_embedded_cpu_bfloat16.json",
-        "wt": "main_wikitext2_embedded_cpu_bfloat16.json"}
+        "wt": "main_wikitext2_embedded_cpu_bfloat16.json", "dtype": "dtype_spec_bench_embedded_cpu.json"}
 ABLATION = "ablation_wikitext2_embedded_cpu.json"
 LADDER = ("fixed tree", "+ dynamic breadth", "+ dynamic depth", "+ pruning", "+ history (goodput)")
 TABLE_METHODS = (("hf", "HF `generate` greedy"), ("hf-assisted", "HF assisted generation (draft model)"),
@@ -99,6 +99,8 @@ def book_numbers() -> dict[str, float | str]:
                 numbers[f"{name}_draft_forwards"] = a["draft_forwards"]["mean"] / iterations
                 numbers[f"{name}_acceptance"] = a["acceptance_rate"]["mean"]
             numbers["wt_ar_ms"] = 1000 * _mean(doc, "ar", "time_total") / _mean(doc, "ar", "new_tokens")
+        drafters = {"head_model": ("dynatree@head", "dynatree@model")}
+        numbers.update(paired_numbers(doc, f"{key}_pair", drafters))
     if _available("embedded_draft_quality.json"):
         report = json.loads(find_results("embedded_draft_quality.json")[0].read_text())
         numbers["dq_model_agreement"] = report["teacher_forced_agreement"]
@@ -226,8 +228,14 @@ def bf16_numbers() -> dict[str, float | str]:
         doc = read_results(BF16[key])
         numbers[f"bf_{key}_prompts"] = doc["protocol"]["num_prompts"]
         numbers[f"bf_{key}_ar_tps"] = _mean(doc, "ar", "throughput")
-        for verdict, count in verdict_counts(doc).items():
+        counts = verdict_counts(doc)
+        for verdict, count in counts.items():
             numbers[f"bf_{key}_{slug(verdict)}"] = count
+        numbers[f"bf_{key}_speculative"] = sum(counts.values())
+        margins = [r["margin"] for r in doc["records"]  # how far below the judge's top logit
+                   if r["method"] != "ar" and r["verdict"] != "identical" and r["margin"] is not None]
+        if margins:
+            numbers[f"bf_{key}_max_margin"] = max(margins)
         for label in doc["aggregates"]:
             if key == "sb":
                 totals = doc["groups"]["overall"][label]
@@ -236,6 +244,18 @@ def bf16_numbers() -> dict[str, float | str]:
             else:
                 numbers[f"bf_wt_{slug(label)}_speedup"] = _mean(doc, label, "speedup")
                 numbers[f"bf_wt_{slug(label)}_tau"] = _mean(doc, label, "tau")
+    if _available(BF16["dtype"]):  # scripts/dtype_bench.py: both dtypes on the same questions
+        doc = json.loads(find_results(BF16["dtype"])[0].read_text())
+        numbers["dt_questions"] = doc["questions"]
+        for label, s in doc["summary"].items():
+            for field in ("speedup", "low", "high", "tau"):
+                numbers[f"dt_{slug(label)}_{field}"] = s[field]
+        numbers["dt_ar_departs"] = doc["summary"]["ar bfloat16"]["departs_from_float32"]
+        bf16 = [s["verdicts"] for label, s in doc["summary"].items()
+                if label.endswith(" bfloat16") and not label.startswith("ar ")]
+        for verdict in ("identical", "near-tie", "mismatch"):
+            numbers[f"dt_bf16_{slug(verdict)}"] = sum(v[verdict] for v in bf16)
+        numbers["dt_bf16_speculative"] = sum(sum(v.values()) for v in bf16)
     return numbers
 
 
