@@ -288,6 +288,16 @@ def run_description(doc: dict) -> str:
 FRAME_COLUMNS = ("speedup", "tau", "acceptance_rate", "throughput", "tpot", "draft_forwards")
 
 
+def _exact_cell(a: dict) -> str:
+    """"yes"; "NO (mismatched prompts)"; "tie (prompts)" when every divergence is a near-tie
+    (half precision); "n/a" for sampled runs, which have no token-level reference."""
+    if a["identical_to_ar"] is None:
+        return "n/a"
+    if a["identical_to_ar"]:
+        return "yes"
+    return f"NO ({a['mismatches']})" if a["mismatches"] else f"tie ({a['near_ties']})"
+
+
 def results_frame(doc: dict, std: bool = False, columns: tuple[str, ...] = FRAME_COLUMNS):
     """A pandas table of the aggregates: one row per method, means (``std=True``: "mean ± std").
 
@@ -296,7 +306,7 @@ def results_frame(doc: dict, std: bool = False, columns: tuple[str, ...] = FRAME
 
     rows = {}
     for label, a in doc["aggregates"].items():
-        row = {"exact": "yes" if a["identical_to_ar"] else f"NO ({a['mismatches']})"}
+        row = {"exact": _exact_cell(a)}
         for metric in columns:
             name, scale = TABLE_COLUMNS[metric]
             if metric in a:

@@ -208,6 +208,10 @@ def test_results_frame_flags_mismatches():
     broken = copy.deepcopy(doc)
     broken["aggregates"]["linear@model"].update(identical_to_ar=False, mismatches=2)
     assert viz.results_frame(broken).loc["linear@model", "exact"] == "NO (2)"
+    broken["aggregates"]["linear@model"].update(mismatches=0, near_ties=3)  # half precision
+    assert viz.results_frame(broken).loc["linear@model", "exact"] == "tie (3)"
+    broken["aggregates"]["linear@model"].update(identical_to_ar=None)  # sampled: no reference
+    assert viz.results_frame(broken).loc["linear@model", "exact"] == "n/a"
 
 
 def test_cost_model_uses_measured_curves_and_counts():
