@@ -190,3 +190,64 @@ def head_step_cost_ratio(target, drafter, prefix: int = 300, repeats: int = 30) 
     target_ms = statistics.median(times["target"]) * 1000
     head_ms = statistics.median(times["head"]) * 1000
     return {"target_step_ms": target_ms, "head_step_ms": head_ms, "ratio": head_ms / target_ms}
+
+
+@torch.inference_mode()
+def early_exit_agreement(target, tokenizer, layers: list[int], tokens: int = 8192, seq_len: int = 256,
+                         k: int = 3) -> dict:
+    """A self-speculative draft without training (LayerSkip-style early exit): the target's first
+    ``layer`` layers, its final norm and output rows, against the full target's greedy token.
+
+    Teacher-forced top-1 and top-``k`` agreement at each exit layer on WikiText-2 test chunks
+    spread over the split (the spread sample of :func:`head_agreement`), from one forward per
+    chunk that keeps every layer's states."""
+    depth = target.config.num_hidden_layers
+    if not layers or any(not 1 <= layer < depth for layer in layers):
+        raise ValueError(f"exit layers must lie in 1..{depth - 1}, got {layers}")
+    chunks = wikitext_test_chunks(tokenizer, tokens, seq_len, spread=True).to(target.device)
+    top1, topk = dict.fromkeys(layers, 0), dict.fromkeys(layers, 0)
+    for chunk in chunks:
+        out = target(chunk.unsqueeze(0), output_hidden_states=True)
+        want = out.logits[0].argmax(-1)
+        for layer in layers:
+            logits = target.lm_head(target.model.norm(out.hidden_states[layer][0]))
+            top1[layer] += int((logits.argmax(-1) == want).sum())
+            topk[layer] += int((logits.topk(k, dim=-1).indices == want.unsqueeze(1)).any(-1).sum())
+    n = chunks.numel()
+    return {"layers": layers, "of": depth, "top1": [top1[x] / n for x in layers],
+            "topk": [topk[x] / n for x in layers], "k": k, "tokens": n, "sample": "spread"}
+
+
+@torch.inference_mode()
+def early_exit_cost_ratio(target, layers: list[int], prefix: int = 300, repeats: int = 30) -> dict:
+    """Median cached one-token step of the first ``layer`` layers + norm + output rows against
+    the full target's step after the same prefix, interleaved (what an early-exit draft costs)."""
+    import copy
+
+    ids = torch.randint(0, min(1000, target.config.vocab_size), (1, prefix),
+                        generator=torch.Generator().manual_seed(0), device="cpu").to(target.device)
+    models = {"target": target}
+    for layer in layers:             # shallow views sharing the target's weights
+        shallow, inner = copy.copy(target), copy.copy(target.model)
+        shallow._modules, inner._modules = dict(target._modules), dict(target.model._modules)  # own dicts
+        inner.layers = target.model.layers[:layer]
+        shallow.model = inner
+        shallow.config = copy.deepcopy(target.config)
+        shallow.config.num_hidden_layers = layer
+        shallow.model.config = shallow.config
+        models[layer] = shallow
+    caches = {}
+    for name, model in models.items():
+        caches[name] = DynamicCache(config=model.config)
+        model(ids, past_key_values=caches[name], use_cache=True)
+    times = {name: [] for name in models}
+    for _ in range(repeats):
+        for name, model in models.items():
+            start = now(target.device)
+            model(ids[:, -1:], past_key_values=caches[name], use_cache=True)
+            times[name].append(now(target.device) - start)
+            caches[name].crop(-1)
+    target_ms = statistics.median(times["target"]) * 1000
+    return {"target_step_ms": target_ms,
+            "exit_step_ms": [statistics.median(times[x]) * 1000 for x in layers],
+            "ratio": [statistics.median(times[x]) * 1000 / target_ms for x in layers]}

@@ -11,11 +11,15 @@ its state every ``--checkpoint-every`` steps). Steps:
    c. its own answers to chat-formatted instructions built from that text by templates
       (summarise, explain, answer a question about, continue, translate, list key points),
       so the head also sees the chat target's answers;
-2. train the head with the unrolled objective of :func:`head_loss`: level 1 reads the target's
-   states, level 2 (and deeper with ``--levels``) reads the head's own prediction one step
-   back, attending exactly what a tree node at that depth attends at run time;
+   d. (``--short-chat``) its longer answers to short instructions (reason step by step, answer,
+      explain, rewrite, list, translate) about a sentence or two of that text: Spec-Bench's
+      questions are short and its answers long;
+2. train the head (from the target's last layer, or ``--init-from`` an exported head, continuing
+   its schedule at the step it records) with the unrolled objective of :func:`head_loss`:
+   level 1 reads the target's states, level 2 (and deeper with ``--levels``) reads the head's own
+   prediction one step back, attending exactly what a tree node at that depth attends at run time;
 3. export int8 weights to ``dynatree_lib/weights/embedded_head.safetensors`` and the curve to
-   ``results/head_training.json``.
+   ``results/head_training.json`` (held-out agreement by level, overall and by source).
 """
 
 from __future__ import annotations
@@ -55,6 +59,14 @@ TEMPLATES = ("Summarize the following text in two sentences.\n\n{text}",
              "Translate the first sentence of the following text into German.\n\n{text}",
              "Write a short title for this text and explain your choice.\n\n{text}",
              "Rewrite the following text for a ten-year-old.\n\n{text}")
+SHORT_TEMPLATES = ("Think step by step: what can we conclude from this statement?\n\n{text}",
+                   "Answer in detail: who or what is this about, and why does it matter?\n\n{text}",
+                   "Explain this to a student, step by step.\n\n{text}",
+                   "Rewrite this more formally, then explain what you changed.\n\n{text}",
+                   "Give a numbered list of five questions this raises, each with a short answer.\n\n{text}",
+                   "Translate into French, then explain two of your word choices.\n\n{text}",
+                   "Write a short story that begins with these words.\n\n{text}",
+                   "Is this statement likely true? Reason step by step, then answer yes or no.\n\n{text}")
 
 
 # ---- 1. data -------------------------------------------------------------------------------------
@@ -68,13 +80,14 @@ def training_paragraphs(seed: int) -> list[str]:
     return paragraphs
 
 
-def chat_prompts(tokenizer, count: int, length: int, seed: int) -> torch.Tensor:
+def chat_prompts(tokenizer, count: int, length: int, seed: int,
+                 templates: tuple[str, ...] = TEMPLATES) -> torch.Tensor:
     """[count, length] chat-formatted instructions about training paragraphs, all ``length`` tokens
     long (the paragraph is cut to fit between the template's own tokens) so they batch."""
     marker = "\x00PARAGRAPH\x00"
     prompts, rng = [], random.Random(seed)
     for paragraph in training_paragraphs(seed):
-        template = rng.choice(TEMPLATES)
+        template = rng.choice(templates)
         text = tokenizer.apply_chat_template([{"role": "user", "content": template.format(text=marker)}],
                                              tokenize=False, add_generation_prompt=True)
         before, after = text.split(marker)
@@ -125,6 +138,17 @@ def collect(target, tokenizer, args, timings: dict) -> dict:
         timings["chat_seconds"] = time.time() - start
         eos = tokenizer.eos_token_id
         parts.append(("chat", answers, answer_mask(answers["chunks"], prompt_len, eos)))
+    if args.short_chat:
+        prompt_len = args.short_prompt_len
+        # another shuffle of the paragraphs (seed + 1): other text than the long instructions'
+        prompts = chat_prompts(tokenizer, args.short_chat, prompt_len, args.seed + 1, SHORT_TEMPLATES)
+        start = time.time()
+        answers = label_greedy_continuations(teacher, prompts, args.seq_len - prompt_len, args.top_k,
+                                             cache_dir() / f"short-chat-{args.seq_len}-{args.top_k}-"
+                                             f"{args.short_chat}-p{prompt_len}-seed{args.seed}.pt")
+        timings["short_chat_seconds"] = time.time() - start
+        parts.append(("short-chat", answers, answer_mask(answers["chunks"], prompt_len,
+                                                         tokenizer.eos_token_id)))
     del teacher
     data = {key: torch.cat([p[1][key] for p in parts]) for key in ("chunks", "ids", "logp", "hidden")}
     data["mask"] = torch.cat([p[2] for p in parts])
@@ -230,6 +254,39 @@ def checkpoint_path(args) -> Path:
     return cache_dir() / f"head-checkpoint-seed{args.seed}.pt"
 
 
+def row_sampler(source: torch.Tensor, sources: list[str], chat_share: float | None):
+    """A function drawing ``n`` training rows: uniform over rows, or with ``chat_share`` of the
+    draws from the chat sources (uniform within them) and the rest from the others."""
+    if chat_share is None:
+        return lambda n, generator: torch.randint(0, source.numel(), (n,), generator=generator)
+    chat = torch.tensor([sources[int(i)].endswith("chat") for i in source])
+    if not 0.0 <= chat_share <= 1.0 or (chat_share > 0 and not chat.any()) or (
+            chat_share < 1 and chat.all()):
+        raise SystemExit(f"--chat-share {chat_share} cannot be met by the sources {sorted(set(sources))}")
+    weights = torch.where(chat, chat_share / max(int(chat.sum()), 1),
+                          (1 - chat_share) / max(int((~chat).sum()), 1))
+    return lambda n, generator: torch.multinomial(weights, n, replacement=True, generator=generator)
+
+
+def warm_start(target, path: Path, curve_file: Path) -> tuple[FeatureHead, int, list]:
+    """An exported head to continue from: its weights (int8, dequantized to float32) and
+    shortlist, the step it was exported at, and the curve that ``curve_file`` holds up to that step
+    (empty when the file records another run)."""
+    from .feature_head import load_head
+
+    head = load_head(target, path).float()
+    for name, param in head.named_parameters():
+        param.requires_grad_(name in head.trainable_state())
+    step = int(head.meta.get("steps_done", head.meta.get("steps", 0)))
+    curve = []
+    if curve_file.is_file():
+        saved = json.loads(curve_file.read_text())
+        meta = saved.get("meta", {})
+        if meta.get("steps_done") == step and meta.get("seed") == head.meta.get("seed"):
+            curve = [point for point in saved["curve"] if point["step"] <= step]
+    return head, step, curve
+
+
 def parse(argv) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m dynatree_lib.train_head",
                                 description=__doc__.split("\n\n")[0])
@@ -237,6 +294,14 @@ def parse(argv) -> argparse.Namespace:
     p.add_argument("--continuations", type=int, default=600, help="greedy continuations the target writes")
     p.add_argument("--chat", type=int, default=600, help="chat instructions the target answers")
     p.add_argument("--chat-tokens", type=int, default=96, help="tokens of each chat answer")
+    p.add_argument("--short-chat", type=int, default=0,
+                   help="short instructions the target answers at length (seq-len minus --short-prompt-len)")
+    p.add_argument("--short-prompt-len", type=int, default=72)
+    p.add_argument("--chat-share", type=float, default=None,
+                   help="share of the training rows drawn from the chat sources (default: uniform rows)")
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="continue from an exported head (its schedule resumes at its recorded step; "
+                        "Adam's moments restart)")
     p.add_argument("--seq-len", type=int, default=256)
     p.add_argument("--top-k", type=int, default=16)
     p.add_argument("--shortlist", type=int, default=8192)
@@ -275,18 +340,27 @@ def main(argv: list[str] | None = None) -> None:
     train = {k: v[~held] for k, v in data.items() if isinstance(v, torch.Tensor)}
     check = {k: v[held] for k, v in data.items() if isinstance(v, torch.Tensor)}
     vocab = target.config.vocab_size
-    shortlist = pick_shortlist(train["ids"][..., 0], args.shortlist, vocab)
+    step, curve = 0, []
+    if args.init_from is not None:
+        head, step, curve = warm_start(target, args.init_from, args.curve)
+        shortlist = head.shortlist
+        print(f"continuing {args.init_from.name} from step {step} (Adam's moments restart)", flush=True)
+    else:
+        shortlist = pick_shortlist(train["ids"][..., 0], args.shortlist, vocab)
+        head = build_head(target, shortlist).float()
+    if step >= until:
+        raise SystemExit(f"{args.init_from} was exported at step {step}: --until/--steps must exceed it")
     slot = torch.full((vocab,), -1, dtype=torch.long)
     slot[shortlist] = torch.arange(shortlist.numel())
     coverage = (slot[train["ids"][..., 0].long()] >= 0).float().mean().item()
-    head = build_head(target, shortlist).float()
     params = [p for p in head.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
     warmup = max(1, args.steps // 25)
+    start_step = step    # a warm start re-warms Adam over `warmup` steps, then follows the schedule
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) * (
-        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / args.steps)))))
-    generator = torch.Generator().manual_seed(args.seed)
-    step, curve = 0, []
+        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, (s + start_step) / args.steps)))))
+    generator = torch.Generator().manual_seed(args.seed + start_step)
+    draw = row_sampler(train["source"], data["sources"], args.chat_share)
     if args.resume and checkpoint_path(args).is_file():
         saved = torch.load(checkpoint_path(args), weights_only=False)
         head.load_state_dict(saved["head"], strict=False)
@@ -299,23 +373,31 @@ def main(argv: list[str] | None = None) -> None:
     def evaluate(loss: float | None, levels_loss: list[float] | None) -> dict:
         head.eval()
         top1 = check["ids"][..., 0]
-        point = {"step": step, "loss": loss, "level_losses": levels_loss,
-                 "agreement": level_agreement(head, check["chunks"], check["hidden"], top1, args.levels,
-                                              check["mask"]),
+        by_source = {name: level_agreement(head, check["chunks"][rows], check["hidden"][rows], top1[rows],
+                                           args.levels, check["mask"][rows])
+                     for i, name in enumerate(data["sources"])
+                     for rows in [(check["source"] == i).nonzero().flatten()]}
+        counts = [int(check["mask"][check["source"] == i][:, 1:].sum()) for i in range(len(data["sources"]))]
+        overall = [sum(by_source[name][level] * n for name, n in zip(data["sources"], counts, strict=True))
+                   / max(sum(counts), 1) for level in range(args.levels)]
+        point = {"step": step, "loss": loss, "level_losses": levels_loss, "agreement": overall,
+                 "agreement_by_source": by_source,
                  "seconds": time.time() - started + timings.get("previous_seconds", 0.0)}
         head.train()
         return point
 
-    if not curve:
-        curve.append(evaluate(None, None))
+    if not curve or not curve[-1].get("agreement_by_source"):
+        # a fresh start, or a warm start: measured again on this run's held-out rows and sources
+        curve.append({**evaluate(None, None), "start": "init" if len(curve) == 0 else "warm"})
         print(f"{int(train['mask'].sum())} training positions; shortlist covers {coverage:.3f} of the "
-              f"target's top-1; initial held-out agreement by level {curve[0]['agreement']}", flush=True)
+              f"target's top-1; held-out agreement by level at step {step}: {curve[-1]['agreement']}",
+              flush=True)
     running, running_levels = [], []
     bar = tqdm(range(step + 1, until + 1), desc="training the head", unit="step", initial=step,
                total=until)
     head.train()
     for step in bar:
-        rows = torch.randint(0, train["chunks"].shape[0], (args.batch,), generator=generator)
+        rows = draw(args.batch, generator)
         batch = {k: v[rows] for k, v in train.items()}
         loss, per_level = head_loss(head, batch, slot, args.levels)
         running.append(optimizer_step(loss, params, optimizer, schedule))
@@ -338,7 +420,9 @@ def main(argv: list[str] | None = None) -> None:
     meta = {"seed": args.seed, "steps": args.steps, "steps_done": step, "levels": args.levels,
             "shortlist_size": shortlist.numel(),
             "sources": data["sources"], "training_positions": int(train["mask"].sum()),
-            "label_tokens": args.label_tokens, "continuations": args.continuations, "chat": args.chat}
+            "label_tokens": args.label_tokens, "continuations": args.continuations, "chat": args.chat,
+            "short_chat": args.short_chat, "chat_share": args.chat_share,
+            "init_from": None if args.init_from is None else args.init_from.name}
     save_head(head, args.output, meta)
     args.curve.parent.mkdir(parents=True, exist_ok=True)
     args.curve.write_text(json.dumps({

@@ -121,3 +121,51 @@ def test_train_head_until_is_checked_before_any_work():
     for bad in (["--until", "0"], ["--steps", "10", "--until", "11"]):
         with pytest.raises(SystemExit, match="--until must be in 1..--steps"):
             main(bad)
+
+
+def test_chat_share_draws_that_share_of_rows_from_the_chat_sources():
+    from dynatree_lib.train_head import row_sampler
+
+    sources = ["text", "continuation", "chat", "short-chat"]
+    source = torch.tensor([0] * 80 + [1] * 10 + [2] * 5 + [3] * 5)
+    generator = torch.Generator().manual_seed(0)
+    rows = row_sampler(source, sources, 0.5)(4000, generator)
+    chat = (source[rows] >= 2).float().mean().item()
+    assert abs(chat - 0.5) < 0.03                       # uniform rows would give 0.10
+    uniform = row_sampler(source, sources, None)(4000, generator)
+    assert abs((source[uniform] >= 2).float().mean().item() - 0.10) < 0.03
+    with pytest.raises(SystemExit, match="--chat-share"):
+        row_sampler(source[:90], sources, 0.5)          # no chat rows to draw from
+    with pytest.raises(SystemExit, match="--chat-share"):
+        row_sampler(source, sources, 1.5)
+
+
+def test_answer_mask_keeps_each_answer_through_its_first_eos():
+    from dynatree_lib.train_head import answer_mask
+
+    tokens = torch.tensor([[5, 5, 7, 9, 9, 9], [5, 5, 7, 7, 7, 7]])
+    keep = answer_mask(tokens, prompt_len=2, eos=9)
+    assert keep.tolist() == [[True, True, True, True, False, False], [True] * 6]
+
+
+def test_warm_start_continues_an_exported_head(target_and_head, tmp_path):
+    """--init-from: the exported head's weights (int8 round trip), shortlist and step, its curve up
+    to that step, and only the stored parts trainable."""
+    import json
+
+    from dynatree_lib.train_head import warm_start
+
+    target, drafter = target_and_head
+    path, curve_file = tmp_path / "head.safetensors", tmp_path / "curve.json"
+    save_head(drafter.head, path, {"seed": 0, "steps_done": 40})
+    curve_file.write_text(json.dumps({"meta": {"seed": 0, "steps_done": 40},
+                                      "curve": [{"step": 0}, {"step": 20}, {"step": 40}]}))
+    head, step, curve = warm_start(target, path, curve_file)
+    assert step == 40 and [p["step"] for p in curve] == [0, 20, 40]
+    assert torch.equal(head.shortlist, drafter.head.shortlist)
+    for name, value in drafter.head.trainable_state().items():
+        assert torch.allclose(head.trainable_state()[name], value.float(), atol=0.02), name
+    trainable = {name for name, p in head.named_parameters() if p.requires_grad}
+    assert trainable == set(head.trainable_state()) and trainable
+    curve_file.write_text(json.dumps({"meta": {"seed": 0, "steps_done": 99}, "curve": [{"step": 0}]}))
+    assert warm_start(target, path, curve_file)[2] == []   # another run's curve is not continued
