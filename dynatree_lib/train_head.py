@@ -268,23 +268,24 @@ def row_sampler(source: torch.Tensor, sources: list[str], chat_share: float | No
     return lambda n, generator: torch.multinomial(weights, n, replacement=True, generator=generator)
 
 
-def warm_start(target, path: Path, curve_file: Path) -> tuple[FeatureHead, int, list]:
+def warm_start(target, path: Path, curve_file: Path) -> tuple[FeatureHead, int, list, float]:
     """An exported head to continue from: its weights (int8, dequantized to float32) and
-    shortlist, the step it was exported at, and the curve that ``curve_file`` holds up to that step
-    (empty when the file records another run)."""
+    shortlist, the step it was exported at, and the curve and seconds that ``curve_file`` holds
+    up to that step (empty and 0 when the file records another run)."""
     from .feature_head import load_head
 
     head = load_head(target, path).float()
     for name, param in head.named_parameters():
         param.requires_grad_(name in head.trainable_state())
     step = int(head.meta.get("steps_done", head.meta.get("steps", 0)))
-    curve = []
+    curve, seconds = [], 0.0
     if curve_file.is_file():
         saved = json.loads(curve_file.read_text())
         meta = saved.get("meta", {})
         if meta.get("steps_done") == step and meta.get("seed") == head.meta.get("seed"):
             curve = [point for point in saved["curve"] if point["step"] <= step]
-    return head, step, curve
+            seconds = float(saved.get("total_seconds", 0.0))
+    return head, step, curve, seconds
 
 
 def parse(argv) -> argparse.Namespace:
@@ -342,7 +343,7 @@ def main(argv: list[str] | None = None) -> None:
     vocab = target.config.vocab_size
     step, curve = 0, []
     if args.init_from is not None:
-        head, step, curve = warm_start(target, args.init_from, args.curve)
+        head, step, curve, timings["previous_seconds"] = warm_start(target, args.init_from, args.curve)
         shortlist = head.shortlist
         print(f"continuing {args.init_from.name} from step {step} (Adam's moments restart)", flush=True)
     else:

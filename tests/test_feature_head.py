@@ -158,14 +158,14 @@ def test_warm_start_continues_an_exported_head(target_and_head, tmp_path):
     target, drafter = target_and_head
     path, curve_file = tmp_path / "head.safetensors", tmp_path / "curve.json"
     save_head(drafter.head, path, {"seed": 0, "steps_done": 40})
-    curve_file.write_text(json.dumps({"meta": {"seed": 0, "steps_done": 40},
+    curve_file.write_text(json.dumps({"meta": {"seed": 0, "steps_done": 40}, "total_seconds": 60.0,
                                       "curve": [{"step": 0}, {"step": 20}, {"step": 40}]}))
-    head, step, curve = warm_start(target, path, curve_file)
-    assert step == 40 and [p["step"] for p in curve] == [0, 20, 40]
+    head, step, curve, seconds = warm_start(target, path, curve_file)
+    assert step == 40 and [p["step"] for p in curve] == [0, 20, 40] and seconds == 60.0
     assert torch.equal(head.shortlist, drafter.head.shortlist)
     for name, value in drafter.head.trainable_state().items():
         assert torch.allclose(head.trainable_state()[name], value.float(), atol=0.02), name
     trainable = {name for name, p in head.named_parameters() if p.requires_grad}
     assert trainable == set(head.trainable_state()) and trainable
     curve_file.write_text(json.dumps({"meta": {"seed": 0, "steps_done": 99}, "curve": [{"step": 0}]}))
-    assert warm_start(target, path, curve_file)[2] == []   # another run's curve is not continued
+    assert warm_start(target, path, curve_file)[2:] == ([], 0.0)   # another run's is not continued
