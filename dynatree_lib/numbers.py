@@ -23,6 +23,8 @@ SPEC_BENCH = "spec_bench_embedded_cpu.json"
 BF16 = {"costs": "costs_embedded_cpu_bfloat16.json", "sb": "spec_bench_embedded_cpu_bfloat16.json",
         "wt": "main_wikitext2_embedded_cpu_bfloat16.json", "dtype": "dtype_spec_bench_embedded_cpu.json"}
 ABLATION = "ablation_wikitext2_embedded_cpu.json"
+HEAD_BENCH = "head_bench_embedded_cpu.json"    # scripts/head_bench.py: two heads in one run
+EARLY_EXIT = "early_exit_probe.json"           # scripts/early_exit_probe.py: self-speculative drafts
 LADDER = ("fixed tree", "+ dynamic breadth", "+ dynamic depth", "+ pruning", "+ history (goodput)")
 TABLE_METHODS = (("hf", "HF `generate` greedy"), ("hf-assisted", "HF assisted generation (draft model)"),
                  ("prompt-lookup", "HF prompt lookup"),
@@ -119,6 +121,11 @@ def book_numbers() -> dict[str, float | str]:
         numbers["ht_positions"] = curve["meta"]["training_positions"]
         for depth, value in enumerate(curve["curve"][-1]["agreement"], 1):
             numbers[f"ht_heldout_agreement_{depth}"] = value
+        numbers.update(head_training_numbers(curve))
+    if _available(HEAD_BENCH):
+        numbers.update(head_bench_numbers(json.loads(find_results(HEAD_BENCH)[0].read_text())))
+    if _available(EARLY_EXIT):
+        numbers.update(early_exit_numbers(json.loads(find_results(EARLY_EXIT)[0].read_text())))
     if _available("costs_embedded_cpu.json"):
         costs = read_costs("costs_embedded_cpu.json")
         for weights in ("default", "packed"):
@@ -193,6 +200,64 @@ def book_numbers() -> dict[str, float | str]:
             if "controller_at_bound" in a:
                 numbers[f"sb_{slug(label)}_at_bound"] = a["controller_at_bound"]["mean"]
         numbers.update(paired_numbers(doc, "sb_pair", SPEC_BENCH_PAIRS))
+    return numbers
+
+
+def head_training_numbers(curve: dict) -> dict[str, float | str]:
+    """A continued run (``--init-from``): where it started, its mix, and held-out agreement by
+    source at the warm start and at the end (``ht_src_<source>_<depth>``)."""
+    numbers: dict[str, float | str] = {}
+    warm = [p for p in curve["curve"] if p.get("start") == "warm"]
+    if not warm:
+        return numbers
+    numbers["ht_warm_step"] = warm[0]["step"]
+    numbers["ht_continued_steps"] = curve["curve"][-1]["step"] - warm[0]["step"]
+    numbers["ht_short_chat"] = curve["meta"].get("short_chat", 0)
+    numbers["ht_chat_share"] = curve["meta"].get("chat_share") or 0.0
+    for prefix, point in (("ht_warm_src", warm[0]), ("ht_src", curve["curve"][-1])):
+        for source, by_depth in point["agreement_by_source"].items():
+            for depth, value in enumerate(by_depth, 1):
+                numbers[f"{prefix}_{slug(source)}_{depth}"] = value
+    return numbers
+
+
+def head_bench_numbers(doc: dict) -> dict[str, float | str]:
+    """``hb_<workload>_<method>_{speedup,low,high,tau}`` and, for a new-head method, its paired
+    difference over the baseline head (``..._gain``, ``_gain_low``, ``_gain_high``)."""
+    numbers: dict[str, float | str] = {"hb_identical": "yes" if all(
+        r["identical"] for r in doc["records"]) else "NO"}
+    numbers["hb_questions"] = len({r["question_id"] for r in doc["records"] if r["workload"] == "spec_bench"})
+    numbers["hb_baseline_step"] = doc["heads"]["baseline"]["meta"].get("steps_done", 0)
+    for workload, rows in doc["summary"].items():
+        key = "sb" if workload == "spec_bench" else "wt"
+        for label, s in rows.items():
+            name = f"hb_{key}_{slug(label.replace(' head)', ')'))}"
+            for field in ("speedup", "low", "high", "tau"):
+                numbers[f"{name}_{field}"] = s[field]
+            if "over_baseline" in s:
+                gain = s["over_baseline"]
+                numbers.update({f"{name}_gain": gain["mean"], f"{name}_gain_low": gain["low"],
+                                f"{name}_gain_high": gain["high"], f"{name}_gain_verdict": gain["verdict"]})
+    return numbers
+
+
+def early_exit_numbers(doc: dict) -> dict[str, float | str]:
+    """``ee_l<layer>_{top1,cost,linear}`` per exit layer and the trained drafters' best linear."""
+    numbers: dict[str, float | str] = {"ee_layers": doc["agreement"]["of"]}
+    for row in doc["exits"]:
+        name = f"ee_l{row['layer']}"
+        numbers.update({f"{name}_top1": row["top1"], f"{name}_cost": row["cost"],
+                        f"{name}_linear": row["best_linear"]["speedup"]})
+    numbers["ee_best_linear"] = max(row["best_linear"]["speedup"] for row in doc["exits"])
+    for drafter, row in doc["trained"].items():
+        numbers[f"ee_{slug(drafter)}_linear"] = row["best_linear"]["speedup"]
+    hf = doc.get("hf_assistant_early_exit")
+    if hf:
+        numbers["ee_hf_prompts"] = hf["prompts"]
+        same = all(r["identical"] == hf["prompts"] for r in hf["exits"])
+        numbers["ee_hf_identical"] = "yes" if same else "NO"
+        for row in hf["exits"]:
+            numbers[f"ee_hf_l{row['layer']}_speedup"] = row["speedup"]
     return numbers
 
 
