@@ -430,4 +430,19 @@ def readme_table() -> str:
                      f"{_mean(doc, 'ar', 'throughput'):.1f} tok/s, DynaTree's controller: {controller}, "
                      f"AR self-repetition {ar_self_repetition(doc):.0%}, all identical to AR: "
                      f"{'yes' if exact else 'NO'}")
+    heads = sorted({doc["pair"].get("head") for doc in docs.values()} - {None, current_head()})
+    if heads:       # the head was trained further after these runs: say which head they measured
+        hashes = ", ".join(f"`@{h.rsplit('@', 1)[-1]}`" for h in heads)
+        notes.append(f"head rows: an earlier head ({hashes}; chapter 7 compares)")
     return "\n".join(rows) + "\n\n" + "; ".join(notes) + "."
+
+
+def current_head() -> str | None:
+    """The committed feature head's name as result files record it (``file@sha256[:12]``)."""
+    import hashlib
+
+    from .feature_head import HEAD_WEIGHTS
+
+    if not HEAD_WEIGHTS.is_file():
+        return None
+    return f"{HEAD_WEIGHTS.name}@{hashlib.sha256(HEAD_WEIGHTS.read_bytes()).hexdigest()[:12]}"

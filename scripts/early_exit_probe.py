@@ -1,6 +1,6 @@
 """Would a self-speculative draft beat the trained drafters? An early-exit probe on the embedded pair.
 
-    python scripts/early_exit_probe.py            # ~2 min here; run it on an idle machine
+    python scripts/early_exit_probe.py            # ~6 min here; run it on an idle machine
 
 A LayerSkip-style draft is the target's own first L layers with its final norm and output
 rows: no second model, no training, and its cache is the target's first layers' cache. Here

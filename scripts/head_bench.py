@@ -1,10 +1,10 @@
 """Two feature heads in one run: did more training make DynaTree faster? (paired, per prompt)
 
     git show 1ccc517:dynatree_lib/weights/embedded_head.safetensors > /tmp/head_step1600.safetensors
-    python scripts/head_bench.py --baseline /tmp/head_step1600.safetensors   # ~25 min here
+    python scripts/head_bench.py --baseline /tmp/head_step1600.safetensors   # ~20 min here
 
-The embedded pair is loaded once (float32, packed weights) with the committed head and with
-the ``--baseline`` head beside it. On every prompt of two workloads, Spec-Bench questions
+The embedded pair is loaded once (float32, packed weights) with the committed head (or
+``--head``) and with the ``--baseline`` head beside it. On every prompt of two workloads, Spec-Bench questions
 (``--per-group`` of each task group, first turns, chat template, stops at EOS) and WikiText-2
 test prompts (the protocol of ``main_wikitext2_embedded_cpu.json``: 10 prompts of at most 200
 tokens, EOS ignored), it runs AR, prompt lookup and DynaTree (and DynaTree + lookup) with each
@@ -53,6 +53,7 @@ def workloads(tokenizer, per_group: int, wikitext: int) -> dict[str, list[tuple[
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--baseline", type=Path, required=True, help="the head to compare with (safetensors)")
+    p.add_argument("--head", type=Path, default=None, help="the new head (default: the committed one)")
     p.add_argument("--per-group", type=int, default=4, help="Spec-Bench questions of each task group")
     p.add_argument("--wikitext", type=int, default=10, help="WikiText-2 test prompts")
     p.add_argument("--max-new-tokens", type=int, default=128)
@@ -63,7 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     if methods[0].kind != "ar":
         raise SystemExit("--methods must start with ar (the reference)")
     pair = load_pair("embedded", pack_weights=False)   # the baseline head takes the target's rows first
-    heads = {"new": pair.head, "baseline": FeatureDrafter(load_head(pair.target, args.baseline), pair.target)}
+    new = pair.head if args.head is None else FeatureDrafter(load_head(pair.target, args.head), pair.target)
+    heads = {"new": new, "baseline": FeatureDrafter(load_head(pair.target, args.baseline), pair.target)}
     for model in (pair.target, pair.draft, *(head.head for head in heads.values())):
         pack_linear_weights(model)                       # then everything is packed, as load_pair does
     pair.packed = True
