@@ -65,11 +65,17 @@ def _convert(source: Path, out: Path, stamp: dict) -> None:
     model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
     del model.config.quantization_config  # plain float weights from here on
     model.hf_quantizer, model.is_quantized = None, False
-    tmp = out.with_name(out.name + ".tmp")
+    # A directory of this process's own: two runs started side by side both convert, and neither
+    # may delete the other's half-written files.
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "dynatree_stamp.json").write_text(json.dumps(stamp))
+    stamp_file = out / "dynatree_stamp.json"
+    if stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:
+        shutil.rmtree(tmp, ignore_errors=True)    # the other run finished first: keep its copy
+        return
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
 

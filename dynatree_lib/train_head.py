@@ -328,12 +328,20 @@ def main(argv: list[str] | None = None) -> None:
     until = args.steps if args.until is None else args.until
     if not 0 < until <= args.steps:
         raise SystemExit(f"--until must be in 1..--steps ({args.steps}), got {until}")
+    if args.init_from is not None and not args.init_from.is_file():
+        raise SystemExit(f"--init-from: no such file: {args.init_from}")
     torch.manual_seed(args.seed)
     started = time.time()
     target, tokenizer = load_embedded_target()
     for param in target.parameters():
         param.requires_grad_(False)
     timings: dict = {}
+    step, curve = 0, []
+    if args.init_from is not None:    # checked before the collection, which can take an hour uncached
+        head, step, curve, timings["previous_seconds"] = warm_start(target, args.init_from, args.curve)
+        if step >= until:
+            raise SystemExit(f"{args.init_from} was exported at step {step}: --until/--steps must exceed it")
+        print(f"continuing {args.init_from.name} from step {step} (Adam's moments restart)", flush=True)
     data = collect(target, tokenizer, args, timings)
     held = torch.zeros(data["chunks"].shape[0], dtype=torch.bool)
     for source in range(len(data["sources"])):
@@ -341,16 +349,11 @@ def main(argv: list[str] | None = None) -> None:
     train = {k: v[~held] for k, v in data.items() if isinstance(v, torch.Tensor)}
     check = {k: v[held] for k, v in data.items() if isinstance(v, torch.Tensor)}
     vocab = target.config.vocab_size
-    step, curve = 0, []
     if args.init_from is not None:
-        head, step, curve, timings["previous_seconds"] = warm_start(target, args.init_from, args.curve)
         shortlist = head.shortlist
-        print(f"continuing {args.init_from.name} from step {step} (Adam's moments restart)", flush=True)
     else:
         shortlist = pick_shortlist(train["ids"][..., 0], args.shortlist, vocab)
         head = build_head(target, shortlist).float()
-    if step >= until:
-        raise SystemExit(f"{args.init_from} was exported at step {step}: --until/--steps must exceed it")
     slot = torch.full((vocab,), -1, dtype=torch.long)
     slot[shortlist] = torch.arange(shortlist.numel())
     coverage = (slot[train["ids"][..., 0].long()] >= 0).float().mean().item()

@@ -125,3 +125,40 @@ def test_on_policy_prompts_go_on_in_the_training_books_once_wikitext_runs_out(sm
     assert not any(tok.decode(p[1:-1]).strip() in books for p in more[:3])
     with pytest.raises(SystemExit, match="paragraphs of at least"):
         on_policy_prompts(tok, 10**6, 64, 0)
+
+
+def test_conversion_beside_another_run_keeps_the_copy_that_finished_first(tmp_path, monkeypatch):
+    """Two runs started side by side both convert the GGUF; neither may break the other."""
+    from types import SimpleNamespace
+
+    out, stamp = tmp_path / "target", {"gguf": "x.gguf", "size": 1, "mtime": 2}
+
+    def other_run_finishes():           # the other run renames its copy in while this one saves
+        out.mkdir()
+        (out / "theirs").write_text("")
+        (out / "dynatree_stamp.json").write_text(json.dumps(stamp))
+
+    class Saved:
+        def __init__(self, name, during=None):
+            self.name, self.during = name, during
+            self.config = SimpleNamespace(quantization_config=None)
+
+        def save_pretrained(self, path):
+            path.mkdir(exist_ok=True)
+            (path / self.name).write_text("")
+            if self.during:
+                self.during()
+
+    def loader(saved):
+        return SimpleNamespace(from_pretrained=lambda *args, **kwargs: saved)
+
+    monkeypatch.setattr(embedded, "AutoTokenizer", loader(Saved("tokenizer")))
+    monkeypatch.setattr(embedded, "AutoModelForCausalLM", loader(Saved("model", other_run_finishes)))
+    embedded._convert(tmp_path / "x.gguf", out, stamp)
+    assert sorted(p.name for p in out.iterdir()) == ["dynatree_stamp.json", "theirs"]
+    assert [p.name for p in tmp_path.iterdir()] == ["target"]          # its own copy cleaned up
+    # alone, with a stale copy in place: the conversion replaces it
+    (out / "dynatree_stamp.json").write_text(json.dumps({**stamp, "size": 0}))
+    monkeypatch.setattr(embedded, "AutoModelForCausalLM", loader(Saved("model")))
+    embedded._convert(tmp_path / "x.gguf", out, stamp)
+    assert sorted(p.name for p in out.iterdir()) == ["dynatree_stamp.json", "model", "tokenizer"]

@@ -123,6 +123,24 @@ def test_train_head_until_is_checked_before_any_work():
             main(bad)
 
 
+def test_train_head_init_from_is_checked_before_the_collection(tmp_path, monkeypatch):
+    from dynatree_lib import train_head
+
+    with pytest.raises(SystemExit, match="no such file"):
+        train_head.main(["--init-from", str(tmp_path / "missing.safetensors")])
+    export = tmp_path / "head.safetensors"
+    export.write_bytes(b"")
+    monkeypatch.setattr(train_head, "load_embedded_target", lambda: (torch.nn.Linear(1, 1), None))
+    monkeypatch.setattr(train_head, "warm_start", lambda target, path, curve: (None, 2600, [], 0.0))
+
+    def collect(*args):
+        raise AssertionError("collected before the export's step was checked")
+
+    monkeypatch.setattr(train_head, "collect", collect)
+    with pytest.raises(SystemExit, match="exported at step 2600"):
+        train_head.main(["--init-from", str(export), "--steps", "2600"])
+
+
 def test_chat_share_draws_that_share_of_rows_from_the_chat_sources():
     from dynatree_lib.train_head import row_sampler
 
