@@ -101,7 +101,8 @@ def book_numbers() -> dict[str, float | str]:
                 numbers[f"{name}_draft_forwards"] = a["draft_forwards"]["mean"] / iterations
                 numbers[f"{name}_acceptance"] = a["acceptance_rate"]["mean"]
             numbers["wt_ar_ms"] = 1000 * _mean(doc, "ar", "time_total") / _mean(doc, "ar", "new_tokens")
-        drafters = {"head_model": ("dynatree@head", "dynatree@model")}
+        drafters = {"head_model": ("dynatree@head", "dynatree@model"),
+                    "assisted": ("dynatree@model", "hf-assisted")}   # the same draft, tree vs HF's chain
         numbers.update(paired_numbers(doc, f"{key}_pair", drafters))
     if _available("embedded_draft_quality.json"):
         report = json.loads(find_results("embedded_draft_quality.json")[0].read_text())
@@ -200,6 +201,11 @@ def book_numbers() -> dict[str, float | str]:
             if "controller_at_bound" in a:
                 numbers[f"sb_{slug(label)}_at_bound"] = a["controller_at_bound"]["mean"]
         numbers.update(paired_numbers(doc, "sb_pair", SPEC_BENCH_PAIRS))
+    heads = {read_results(f)["pair"].get("head") for f in (*MAIN.values(), SPEC_BENCH) if _available(f)}
+    if heads - {None}:      # which head the benchmark files measured, in words for chapter 7
+        earlier = sorted(heads - {None, current_head()})
+        numbers["bench_head"] = "the committed head" if not earlier else \
+            "an earlier head (" + ", ".join(f"@{h.rsplit('@', 1)[-1]}" for h in earlier) + ")"
     return numbers
 
 
