@@ -201,11 +201,11 @@ def book_numbers() -> dict[str, float | str]:
             if "controller_at_bound" in a:
                 numbers[f"sb_{slug(label)}_at_bound"] = a["controller_at_bound"]["mean"]
         numbers.update(paired_numbers(doc, "sb_pair", SPEC_BENCH_PAIRS))
-    heads = {read_results(f)["pair"].get("head") for f in (*MAIN.values(), SPEC_BENCH) if _available(f)}
-    if heads - {None}:      # which head the benchmark files measured, in words for chapter 7
-        earlier = sorted(heads - {None, current_head()})
+    docs = [read_results(f) for f in (*MAIN.values(), SPEC_BENCH) if _available(f)]
+    if any(doc["pair"].get("head") for doc in docs):    # which head they measured, for chapter 7
+        earlier = earlier_heads(docs)
         numbers["bench_head"] = "the committed head" if not earlier else \
-            "an earlier head (" + ", ".join(f"@{h.rsplit('@', 1)[-1]}" for h in earlier) + ")"
+            "an earlier head (" + ", ".join(f"@{h}" for h in earlier) + ")"
     return numbers
 
 
@@ -436,11 +436,17 @@ def readme_table() -> str:
                      f"{_mean(doc, 'ar', 'throughput'):.1f} tok/s, DynaTree's controller: {controller}, "
                      f"AR self-repetition {ar_self_repetition(doc):.0%}, all identical to AR: "
                      f"{'yes' if exact else 'NO'}")
-    heads = sorted({doc["pair"].get("head") for doc in docs.values()} - {None, current_head()})
+    heads = earlier_heads(docs.values())
     if heads:       # the head was trained further after these runs: say which head they measured
-        hashes = ", ".join(f"`@{h.rsplit('@', 1)[-1]}`" for h in heads)
+        hashes = ", ".join(f"`@{h}`" for h in heads)
         notes.append(f"head rows: an earlier head ({hashes}; chapter 7 compares)")
     return "\n".join(rows) + "\n\n" + "; ".join(notes) + "."
+
+
+def earlier_heads(docs) -> list[str]:
+    """The hashes of the heads that result files measured, other than the committed one."""
+    heads = {doc["pair"].get("head") for doc in docs} - {None, current_head()}
+    return sorted(h.rsplit("@", 1)[-1] for h in heads)
 
 
 def current_head() -> str | None:
