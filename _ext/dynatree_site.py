@@ -28,7 +28,7 @@ def _write_live_page(app, exception):
 
     if exception is not None or app.builder.format != "html" or os.environ.get("DYNATREE_SITE_LIVE") == "0":
         return
-    from dynatree_lib.web_export import export_web
+    from dynatree_lib.web.export import export_web
 
     export_web(Path(app.outdir) / "live")
 

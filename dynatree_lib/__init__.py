@@ -6,13 +6,13 @@
     result = generate(pair.target, pair.draft, ids, method=DynaTree(), max_new_tokens=128)
 """
 
-from .adapt import HistoryController
-from .data import prompt_set
-from .decode import GenerationResult, GenerationStats, IterationTrace, generate
-from .exactness import ExactnessReport, compare_with_autoregressive, tree_logits_error
-from .methods import Autoregressive, DynaTree, FixedTree, Linear
-from .models import ModelPair, load_pair
-from .verify import UnsupportedModelError, check_tree_attention
+from .core.compat import UnsupportedModelError, check_tree_attention
+from .core.controller import HistoryController
+from .core.decode import GenerationResult, GenerationStats, IterationTrace, generate
+from .core.methods import Autoregressive, DynaTree, FixedTree, Linear
+from .harness.data import prompt_set
+from .harness.exactness import ExactnessReport, compare_with_autoregressive, tree_logits_error
+from .models.pairs import ModelPair, load_pair
 
 __all__ = [
     "load_pair", "ModelPair", "prompt_set",

@@ -7,7 +7,7 @@ on each question (first turns, chat template, stops at EOS or ``--max-new-tokens
 method runs in both dtypes, the order rotated per question, and every speedup is over the
 float32 AR run on the same question: what a user gains by switching dtype and method together.
 Verdicts: each method against the AR of its own dtype (identical / near-tie / mismatch,
-``dynatree_lib.exactness``); bfloat16 AR against float32 AR only by where its greedy text first
+``dynatree_lib.harness.exactness``); bfloat16 AR against float32 AR only by where its greedy text first
 departs (a different rounding of the model, not a speculation error). Writes
 ``results/dtype_spec_bench_embedded_cpu.json`` with per-question records and, per method and
 dtype, the mean speedup with a 95 % paired bootstrap interval over questions.
@@ -24,14 +24,14 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from dynatree_lib.bench import environment, parse_methods
-from dynatree_lib.data import chat_prompt
-from dynatree_lib.exactness import classify_divergence
-from dynatree_lib.models import load_pair
-from dynatree_lib.paired import paired_difference
-from dynatree_lib.resources import output_dir
-from dynatree_lib.runner import run_method
-from dynatree_lib.spec_bench import stratified
+from dynatree_lib.harness.bench import environment, parse_methods
+from dynatree_lib.harness.data import chat_prompt
+from dynatree_lib.harness.exactness import classify_divergence
+from dynatree_lib.harness.paired import paired_difference
+from dynatree_lib.harness.resources import output_dir
+from dynatree_lib.harness.runner import run_method
+from dynatree_lib.harness.spec_bench import stratified
+from dynatree_lib.models.pairs import load_pair
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 REFERENCE = "ar float32"

@@ -26,15 +26,15 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from dynatree_lib.bench import environment, parse_methods
-from dynatree_lib.data import chat_prompt, prompt_set
-from dynatree_lib.feature_head import FeatureDrafter, load_head
-from dynatree_lib.models import load_pair
-from dynatree_lib.packing import pack_linear_weights
-from dynatree_lib.paired import paired_difference
-from dynatree_lib.resources import output_dir
-from dynatree_lib.runner import run_method
-from dynatree_lib.spec_bench import stratified
+from dynatree_lib.harness.bench import environment, parse_methods
+from dynatree_lib.harness.data import chat_prompt, prompt_set
+from dynatree_lib.harness.paired import paired_difference
+from dynatree_lib.harness.resources import output_dir
+from dynatree_lib.harness.runner import run_method
+from dynatree_lib.harness.spec_bench import stratified
+from dynatree_lib.models.feature_head import FeatureDrafter, load_head
+from dynatree_lib.models.packing import pack_linear_weights
+from dynatree_lib.models.pairs import load_pair
 
 METHODS = "ar,prompt-lookup,dynatree@head,dynatree+lookup@head"
 

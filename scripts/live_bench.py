@@ -71,10 +71,10 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    from dynatree_lib.data import spec_bench_questions
-    from dynatree_lib.paired import paired_difference
-    from dynatree_lib.spec_bench import stratified
-    from dynatree_lib.web_export import export_web
+    from dynatree_lib.harness.data import spec_bench_questions
+    from dynatree_lib.harness.paired import paired_difference
+    from dynatree_lib.harness.spec_bench import stratified
+    from dynatree_lib.web.export import export_web
 
     live = args.live_dir
     if live is None:

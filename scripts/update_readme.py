@@ -7,7 +7,7 @@
 import sys
 from pathlib import Path
 
-from dynatree_lib.numbers import readme_table
+from dynatree_lib.book.numbers import readme_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 START, END = "<!-- results-table: start (scripts/update_readme.py) -->", "<!-- results-table: end -->"

@@ -8,8 +8,15 @@ import json
 import pytest
 from tiny_models import prompt
 
-from dynatree_lib.bench import format_table, read_results, run_benchmark, spec, validate, write_results
-from dynatree_lib.models import ModelPair
+from dynatree_lib.harness.bench import (
+    format_table,
+    read_results,
+    run_benchmark,
+    spec,
+    validate,
+    write_results,
+)
+from dynatree_lib.models.pairs import ModelPair
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +72,7 @@ def test_mismatch_is_reported_not_averaged(pair, capsys):
     target, draft = pair
     bench_pair = ModelPair(target, draft, None, "tiny", target.device, target.dtype)
     methods = [spec("linear", label="short", k=2)]
-    import dynatree_lib.bench as bench
+    import dynatree_lib.harness.bench as bench
 
     real = bench.run_method
 
@@ -104,7 +111,7 @@ def _paired_doc(a_values, b_values):
 
 
 def test_paired_difference_tells_a_win_from_noise():
-    from dynatree_lib.paired import describe, paired_difference
+    from dynatree_lib.harness.paired import describe, paired_difference
 
     win = paired_difference(_paired_doc([1.5, 1.6, 1.4, 1.55], [1.2, 1.3, 1.1, 1.25]), "a", "b")
     assert win["verdict"] == "a" and win["low"] > 0 and win["mean"] == pytest.approx(0.3)
@@ -119,7 +126,7 @@ def test_paired_difference_tells_a_win_from_noise():
 
 
 def test_self_repetition_and_copy_rate():
-    from dynatree_lib.repetition import copy_rate, self_repetition
+    from dynatree_lib.harness.repetition import copy_rate, self_repetition
 
     assert self_repetition([1, 2, 3, 4, 5, 6]) == 0.0
     loop = [7, 8, 9] * 4                      # 10 trigrams, the first 3 fresh

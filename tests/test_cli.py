@@ -7,7 +7,7 @@ from tiny_models import VOCAB, build_target, noisy_copy
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from dynatree_lib.__main__ import main
+from dynatree_lib.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_compare_reports_exactness_for_every_method(saved_pair, capsys):
     ["scaling", "length", "--grid", "4,8"],
 ])
 def test_benchmark_commands_write_valid_results(saved_pair, tmp_path, command, capsys):
-    from dynatree_lib.bench import read_results
+    from dynatree_lib.harness.bench import read_results
 
     out = tmp_path / "r.json"
     main([*command, "--pair", f"{saved_pair['target']},{saved_pair['draft']}", "--num-prompts", "1",
@@ -88,8 +88,8 @@ def test_benchmark_commands_write_valid_results(saved_pair, tmp_path, command, c
 
 
 def test_bfloat16_runs_are_named_apart_and_carry_verdicts(saved_pair, tmp_path, capsys):
-    from dynatree_lib.bench import read_results
-    from dynatree_lib.costs import read_costs
+    from dynatree_lib.harness.bench import read_results
+    from dynatree_lib.harness.costs import read_costs
 
     pair = ["--pair", f"{saved_pair['target']},{saved_pair['draft']}", "--results-dir", str(tmp_path)]
     main(["bench", *pair, "--dtype", "bfloat16", "--methods", "ar,dynatree", "--num-prompts", "1",
@@ -107,7 +107,7 @@ def test_bfloat16_runs_are_named_apart_and_carry_verdicts(saved_pair, tmp_path, 
 
 
 def test_costs_command_writes_both_curves(saved_pair, tmp_path, capsys):
-    from dynatree_lib.costs import read_costs
+    from dynatree_lib.harness.costs import read_costs
 
     out = tmp_path / "costs.json"
     main(["costs", "--pair", f"{saved_pair['target']},{saved_pair['draft']}", "--sizes", "1,2,4",
@@ -121,8 +121,8 @@ def test_explorer_file_becomes_a_working_page_fragment(saved_pair, tmp_path, cap
     import json
     import re
 
-    from dynatree_lib.bench import read_results
-    from dynatree_lib.viz import explorer_html
+    from dynatree_lib.book.viz import explorer_html
+    from dynatree_lib.harness.bench import read_results
 
     out = tmp_path / "explorer.json"
     main(["explore", "--pair", f"{saved_pair['target']},{saved_pair['draft']}", "--num-prompts", "1",

@@ -16,7 +16,8 @@ import torch
 from tiny_models import VOCAB, build_target, hf_greedy, noisy_copy, prompt
 from transformers import MistralConfig, MistralForCausalLM
 
-import dynatree_lib.verify as verify
+import dynatree_lib.core.compat as compat
+import dynatree_lib.core.verify as verify
 from dynatree_lib import (
     Autoregressive,
     DynaTree,
@@ -28,8 +29,8 @@ from dynatree_lib import (
     compare_with_autoregressive,
     generate,
 )
-from dynatree_lib.exactness import classify_divergence, near_tie_bound
-from dynatree_lib.processors import UnsupportedGenerationConfigError
+from dynatree_lib.core.processors import UnsupportedGenerationConfigError
+from dynatree_lib.harness.exactness import classify_divergence, near_tie_bound
 
 METHODS = [Autoregressive(), Linear(k=4), FixedTree(depth=4, branch=2, threshold=0.01), DynaTree()]
 
@@ -190,8 +191,8 @@ def test_lookup_nodes_are_not_drafted_depth_and_the_controller_sees_the_draft_on
 def test_mask_probe_reruns_after_a_dtype_or_attention_change(monkeypatch):
     model = build_target("llama")
     calls = []
-    real = verify._probe_tree_attention
-    monkeypatch.setattr(verify, "_probe_tree_attention", lambda m, n: (calls.append(m.dtype), real(m, n)))
+    real = compat._probe_tree_attention
+    monkeypatch.setattr(compat, "_probe_tree_attention", lambda m, n: (calls.append(m.dtype), real(m, n)))
     check_tree_attention(model)
     check_tree_attention(model)
     assert calls == [torch.float32]
@@ -258,13 +259,14 @@ def test_half_precision_verdicts_are_never_mismatches(dtype):
 def test_a_real_bug_is_a_mismatch_even_in_bfloat16(monkeypatch):
     target = build_target("llama").to(torch.bfloat16)
     draft = noisy_copy(build_target("llama"), 0.02).to(torch.bfloat16)
-    import dynatree_lib.decode as decode
+    import dynatree_lib.core.decode as decode
 
     real = decode.verify_tree
 
     def wrong_positions(target, cache, tree, prefix_len, *args, **kwargs):  # the published bug: BFS positions
         positions = (prefix_len + torch.arange(tree.size)).unsqueeze(0)
-        return verify.tree_logits(target, cache, tree, prefix_len, position_ids=positions).argmax(-1)
+        logits = verify.tree_logits(target, cache, tree, prefix_len, position_ids=positions)
+        return verify.Verification(next_tokens=logits.argmax(-1))
 
     monkeypatch.setattr(decode, "verify_tree", wrong_positions)
     verdicts = {compare_with_autoregressive(target, draft, prompt(90 + s), FixedTree(4, 3, 0.01), 32,
@@ -276,7 +278,7 @@ def test_a_real_bug_is_a_mismatch_even_in_bfloat16(monkeypatch):
 def test_a_three_way_tie_is_a_near_tie_and_a_far_token_is_not(monkeypatch):
     """bfloat16 on a CPU (Spec-Bench): three tokens within one rounding step of each other; the
     method's token was the judge's third. Both tokens close to the top logit: a near-tie."""
-    import dynatree_lib.exactness as exactness
+    import dynatree_lib.harness.exactness as exactness
 
     vocab = 8
     logits = torch.full((vocab,), -5.0, dtype=torch.bfloat16)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dynatree_lib.costs import forward_cost_curve, predicted_speedup
+from dynatree_lib.harness.costs import forward_cost_curve, predicted_speedup
 
 
 def test_forward_cost_curve_restores_the_cache_and_times_every_size(pair):
@@ -22,9 +22,9 @@ def test_cost_document_measures_default_and_packed_curves_in_one_run(pair, tmp_p
     import copy
     import json
 
-    from dynatree_lib.costs import cost_document, curve_cost, read_costs
-    from dynatree_lib.models import ModelPair
-    from dynatree_lib.packing import packing_available
+    from dynatree_lib.harness.costs import cost_document, curve_cost, read_costs
+    from dynatree_lib.models.packing import packing_available
+    from dynatree_lib.models.pairs import ModelPair
 
     target, draft = (copy.deepcopy(m) for m in pair)
     doc = cost_document(ModelPair(target, draft, None, "tiny", target.device, target.dtype),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import dynatree_lib.data as data
+import dynatree_lib.harness.data as data
 
 
 class CharTokenizer:

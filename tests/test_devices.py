@@ -17,10 +17,10 @@ from dynatree_lib import (
     generate,
     tree_logits_error,
 )
-from dynatree_lib.compare import compare_methods
-from dynatree_lib.costs import forward_cost_curve
-from dynatree_lib.models import ModelPair
-from dynatree_lib.tree import TokenTree
+from dynatree_lib.core.tree import TokenTree
+from dynatree_lib.harness.compare import compare_methods
+from dynatree_lib.harness.costs import forward_cost_curve
+from dynatree_lib.models.pairs import ModelPair
 
 
 @pytest.fixture
@@ -49,8 +49,8 @@ def test_decoding_and_exactness_helpers_make_no_stray_tensors(pair, meta_default
 
 
 def test_benchmark_and_figures_make_no_stray_tensors(pair, meta_default):
-    from dynatree_lib import viz
-    from dynatree_lib.bench import run_benchmark, spec
+    from dynatree_lib.book import viz
+    from dynatree_lib.harness.bench import run_benchmark, spec
 
     target, draft = pair
     bench_pair = ModelPair(target, draft, None, "tiny", target.device, target.dtype)

@@ -16,7 +16,7 @@ class CharTokenizer:
 def test_early_exit_at_the_last_layer_but_one_is_measured_and_bad_layers_are_refused():
     """The early-exit probe: agreement per exit layer from one forward, a cost ratio below one
     for a shallow exit, and a clear error for an exit outside the target."""
-    from dynatree_lib.draft_quality import early_exit_agreement, early_exit_cost_ratio
+    from dynatree_lib.harness.draft_quality import early_exit_agreement, early_exit_cost_ratio
 
     target = build_target("llama")
     tokenizer = CharTokenizer()

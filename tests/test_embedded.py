@@ -8,17 +8,17 @@ import pytest
 import torch
 from tiny_models import hf_greedy
 
-import dynatree_lib.embedded as embedded
+import dynatree_lib.models.embedded as embedded
 from dynatree_lib import Autoregressive, DynaTree, FixedTree, Linear, generate
-from dynatree_lib.data import prompt_set
-from dynatree_lib.draft_quality import (
+from dynatree_lib.harness.data import prompt_set
+from dynatree_lib.harness.draft_quality import (
     agreement_profile,
     linear_acceptance,
     memorization_check,
     teacher_forced_agreement,
     wikitext_test_chunks,
 )
-from dynatree_lib.models import load_pair
+from dynatree_lib.models.pairs import load_pair
 
 # The agreement floor on a fixed held-out slice (first 1,024 WikiText-2 test tokens),
 # where the stage-1 draft measured 0.450 (the three-stage draft before it: 0.442).
@@ -113,8 +113,8 @@ def test_missing_draft_weights_error(smol, tmp_path):
 
 
 def test_on_policy_prompts_go_on_in_the_training_books_once_wikitext_runs_out(smol):
-    from dynatree_lib.data import book_texts, wikitext_prompts
-    from dynatree_lib.train_draft import on_policy_prompts
+    from dynatree_lib.harness.data import book_texts, wikitext_prompts
+    from dynatree_lib.train.draft import on_policy_prompts
 
     tok = smol.tokenizer
     wiki = sum(len(tok(t).input_ids) >= 64 for t in wikitext_prompts("validation"))

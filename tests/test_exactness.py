@@ -7,7 +7,7 @@ import torch
 from tiny_models import build_target, hf_greedy, noisy_copy, prompt
 
 from dynatree_lib import Autoregressive, DynaTree, FixedTree, Linear, compare_with_autoregressive, generate
-from dynatree_lib.tree import TokenTree
+from dynatree_lib.core.tree import TokenTree
 
 METHODS = [Autoregressive(), Linear(k=4), Linear(), FixedTree(), FixedTree(depth=4, branch=2, threshold=0.01),
            DynaTree(), DynaTree(tau_high=0.6, tau_low=0.3, threshold=0.01, max_nodes=24)]

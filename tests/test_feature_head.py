@@ -8,7 +8,7 @@ import torch
 from tiny_models import build_target, hf_greedy, prompt
 
 from dynatree_lib import Autoregressive, DynaTree, FixedTree, Linear, generate
-from dynatree_lib.feature_head import FeatureDrafter, build_head, load_head, save_head
+from dynatree_lib.models.feature_head import FeatureDrafter, build_head, load_head, save_head
 
 METHODS = [Linear(k=4), FixedTree(depth=4, branch=2, threshold=0.01), DynaTree(), DynaTree(lookup=4)]
 
@@ -71,8 +71,8 @@ def test_head_refuses_another_target(target_and_head):
 def test_training_levels_see_what_tree_nodes_see(target_and_head):
     """The unrolled training objective computes, at level l, exactly the state a depth-l node
     gets at run time (same inputs, same attention): training and decoding agree."""
-    from dynatree_lib.train_head import unrolled_mask, unrolled_states
-    from dynatree_lib.tree import TokenTree
+    from dynatree_lib.core.tree import TokenTree
+    from dynatree_lib.models.unrolled import unrolled_mask, unrolled_states
 
     target, drafter = target_and_head
     head = drafter.head
@@ -98,8 +98,8 @@ def test_training_levels_see_what_tree_nodes_see(target_and_head):
 def test_benchmark_runs_both_drafters_in_one_run(target_and_head):
     from tiny_models import noisy_copy
 
-    from dynatree_lib.bench import parse_methods, run_benchmark
-    from dynatree_lib.models import ModelPair
+    from dynatree_lib.harness.bench import parse_methods, run_benchmark
+    from dynatree_lib.models.pairs import ModelPair
 
     target, drafter = target_and_head
     pair = ModelPair(target, noisy_copy(target, 0.02), None, "tiny", target.device, target.dtype,
@@ -116,7 +116,7 @@ def test_benchmark_runs_both_drafters_in_one_run(target_and_head):
 
 
 def test_train_head_until_is_checked_before_any_work():
-    from dynatree_lib.train_head import main
+    from dynatree_lib.train.head import main
 
     for bad in (["--until", "0"], ["--steps", "10", "--until", "11"]):
         with pytest.raises(SystemExit, match="--until must be in 1..--steps"):
@@ -124,7 +124,7 @@ def test_train_head_until_is_checked_before_any_work():
 
 
 def test_train_head_init_from_is_checked_before_the_collection(tmp_path, monkeypatch):
-    from dynatree_lib import train_head
+    from dynatree_lib.train import head as train_head
 
     with pytest.raises(SystemExit, match="no such file"):
         train_head.main(["--init-from", str(tmp_path / "missing.safetensors")])
@@ -142,7 +142,7 @@ def test_train_head_init_from_is_checked_before_the_collection(tmp_path, monkeyp
 
 
 def test_chat_share_draws_that_share_of_rows_from_the_chat_sources():
-    from dynatree_lib.train_head import row_sampler
+    from dynatree_lib.train.head import row_sampler
 
     sources = ["text", "continuation", "chat", "short-chat"]
     source = torch.tensor([0] * 80 + [1] * 10 + [2] * 5 + [3] * 5)
@@ -159,7 +159,7 @@ def test_chat_share_draws_that_share_of_rows_from_the_chat_sources():
 
 
 def test_answer_mask_keeps_each_answer_through_its_first_eos():
-    from dynatree_lib.train_head import answer_mask
+    from dynatree_lib.train.head import answer_mask
 
     tokens = torch.tensor([[5, 5, 7, 9, 9, 9], [5, 5, 7, 7, 7, 7]])
     keep = answer_mask(tokens, prompt_len=2, eos=9)
@@ -171,7 +171,7 @@ def test_warm_start_continues_an_exported_head(target_and_head, tmp_path):
     to that step, and only the stored parts trainable."""
     import json
 
-    from dynatree_lib.train_head import warm_start
+    from dynatree_lib.train.head import warm_start
 
     target, drafter = target_and_head
     path, curve_file = tmp_path / "head.safetensors", tmp_path / "curve.json"

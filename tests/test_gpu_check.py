@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from dynatree_lib.__main__ import main
-from dynatree_lib.schema import validate
+from dynatree_lib.cli import main
+from dynatree_lib.harness.schema import validate
 
 
 def test_gpu_check_dry_run_writes_a_valid_passing_file(tmp_path, capsys):
@@ -26,7 +26,7 @@ def test_gpu_check_without_a_gpu_says_what_to_do(monkeypatch):
     import pytest
     import torch
 
-    from dynatree_lib.gpu_check import run_gpu_check
+    from dynatree_lib.harness.gpu_check import run_gpu_check
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(RuntimeError, match="--dry-run"):

@@ -7,9 +7,9 @@ import torch
 from tiny_models import hf_greedy, prompt
 
 from dynatree_lib import DynaTree, generate
-from dynatree_lib.bench import parse_methods
-from dynatree_lib.lookup import find_continuation, graft_chain
-from dynatree_lib.tree import TokenTree
+from dynatree_lib.core.lookup import find_continuation, graft_chain
+from dynatree_lib.core.tree import TokenTree
+from dynatree_lib.harness.bench import parse_methods
 
 
 def test_find_continuation_prefers_the_longest_suffix_and_the_latest_match():

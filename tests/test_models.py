@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import dynatree_lib.models as models
+import dynatree_lib.models.pairs as models
 
 
 def test_load_pair_is_part_of_the_package_api():

@@ -1,6 +1,6 @@
 """Every number the chapters and the README state from results files equals what the files say.
 
-The chapters glue ``dynatree_lib.numbers.book_numbers()`` into their prose; the README's table is
+The chapters glue ``dynatree_lib.book.numbers.book_numbers()`` into their prose; the README's table is
 written by ``scripts/update_readme.py``. When a results file changes and nobody re-executes the
 chapter or regenerates the table, these tests fail.
 """
@@ -20,7 +20,7 @@ pytest.importorskip("myst_nb")
 
 from myst_nb.ext.glue import GLUE_PREFIX  # noqa: E402
 
-from dynatree_lib.numbers import book_numbers  # noqa: E402
+from dynatree_lib.book.numbers import book_numbers  # noqa: E402
 
 
 def glued(path: Path) -> dict[str, str]:

@@ -8,8 +8,8 @@ from tiny_models import build_target, hf_greedy, noisy_copy, prompt
 from torch import nn
 
 from dynatree_lib import Autoregressive, DynaTree, FixedTree, Linear, generate, tree_logits_error
-from dynatree_lib.packing import PackedLinear, pack_linear_weights, packing_available
-from dynatree_lib.tree import TokenTree
+from dynatree_lib.core.tree import TokenTree
+from dynatree_lib.models.packing import PackedLinear, pack_linear_weights, packing_available
 
 pytestmark = pytest.mark.skipif(not packing_available(nn.Linear(2, 2)), reason="no oneDNN in this build")
 

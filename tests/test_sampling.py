@@ -23,10 +23,10 @@ import torch
 from tiny_models import VOCAB, build_target, noisy_copy, prompt
 
 from dynatree_lib import Autoregressive, DynaTree, FixedTree, Linear, generate
-from dynatree_lib.feature_head import FeatureDrafter, build_head
-from dynatree_lib.processors import UnsupportedGenerationConfigError
-from dynatree_lib.sampling import Proposals, Sampler, sample_walk
-from dynatree_lib.tree import TokenTree
+from dynatree_lib.core.processors import UnsupportedGenerationConfigError
+from dynatree_lib.core.sampling import Proposals, Sampler, sample_walk
+from dynatree_lib.core.tree import TokenTree
+from dynatree_lib.models.feature_head import FeatureDrafter, build_head
 
 ALPHA = 1e-3  # reject the null "same distribution" below this p-value
 METHODS = [Autoregressive(), Linear(k=3), FixedTree(depth=3, branch=2, threshold=0.01), DynaTree()]
@@ -243,8 +243,8 @@ def test_a_draft_equal_to_the_target_is_always_accepted(target):
 # ---- the benchmark samples too ---------------------------------------------------------------
 
 def test_benchmark_runs_every_method_sampling(target):
-    from dynatree_lib.bench import run_benchmark, spec
-    from dynatree_lib.models import ModelPair
+    from dynatree_lib.harness.bench import run_benchmark, spec
+    from dynatree_lib.models.pairs import ModelPair
 
     pair = ModelPair(target, noisy_copy(target, 0.05), None, "tiny", target.device, target.dtype)
     methods = [spec("hf"), spec("hf-assisted"), spec("linear", k=3), spec("dynatree")]
@@ -255,7 +255,7 @@ def test_benchmark_runs_every_method_sampling(target):
     assert {r["verdict"] for r in doc["records"]} == {"sampled"}
     assert all(r["new_tokens"] == 12 and r["tau"] >= 1 for r in doc["records"])
     assert all(agg["identical_to_ar"] is None for agg in doc["aggregates"].values())
-    from dynatree_lib.bench import format_table
+    from dynatree_lib.harness.bench import format_table
 
     assert "n/a" in format_table(doc) and "tie" not in format_table(doc)
     # HF's sampling with the same seed draws the same tokens as ours

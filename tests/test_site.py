@@ -216,10 +216,10 @@ def test_live_decoder_is_exact_in_the_browser(site):
     """Chapter 4's live page: every method gives the in-page greedy AR tokens on two prompts, the
     page's tokenizer and chat template give the library's ids, and AR agrees with the PyTorch
     target (any divergence must be a near-tie)."""
-    from dynatree_lib.decode import generate
-    from dynatree_lib.embedded import load_embedded_target
-    from dynatree_lib.exactness import classify_divergence
-    from dynatree_lib.methods import Autoregressive
+    from dynatree_lib.core.decode import generate
+    from dynatree_lib.core.methods import Autoregressive
+    from dynatree_lib.harness.exactness import classify_divergence
+    from dynatree_lib.models.embedded import load_embedded_target
 
     target, tokenizer = load_embedded_target()
     page, errors = _open_live(site)

@@ -8,10 +8,10 @@ from tiny_models import VOCAB, build_target, noisy_copy
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from dynatree_lib.bench import parse_methods, read_results, write_results
-from dynatree_lib.data import SPEC_BENCH_GROUPS, chat_prompt, spec_bench_questions, training_texts
-from dynatree_lib.models import ModelPair
-from dynatree_lib.spec_bench import run_spec_bench, stratified
+from dynatree_lib.harness.bench import parse_methods, read_results, write_results
+from dynatree_lib.harness.data import SPEC_BENCH_GROUPS, chat_prompt, spec_bench_questions, training_texts
+from dynatree_lib.harness.spec_bench import run_spec_bench, stratified
+from dynatree_lib.models.pairs import ModelPair
 
 TEMPLATE = ("{% for m in messages %}{{ '<' + m['role'] + '>' + m['content'] + '|' }}{% endfor %}"
             "{% if add_generation_prompt %}{{ '<assistant>' }}{% endif %}")

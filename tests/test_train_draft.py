@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dynatree_lib.train_draft import main, trained_ranges
+from dynatree_lib.harness.data import trained_ranges
+from dynatree_lib.train.draft import main
 
 
 def test_legacy_drafts_trained_on_the_first_labelled_chunks():
@@ -18,14 +19,15 @@ def test_recorded_ranges_win():
 
 
 def test_first_chunk_out_of_range_is_a_clear_error(monkeypatch):
-    import dynatree_lib.train_draft as td
+    import dynatree_lib.harness.data as data
+    import dynatree_lib.train.draft as td
 
     class Tok:
         def __call__(self, text):
             return type("Enc", (), {"input_ids": list(range(len(text.split())))})()
 
     monkeypatch.setattr(td, "load_embedded_target", lambda: (None, Tok()))
-    monkeypatch.setattr(td, "training_texts", lambda: ["a " * 1024])
+    monkeypatch.setattr(data, "training_texts", lambda: ["a " * 1024])
     with pytest.raises(SystemExit, match="--first-chunk must be in"):
         main(["--first-chunk", "100", "--seq-len", "256"])
 
@@ -34,7 +36,7 @@ def test_greedy_continuations_are_the_targets_greedy_output_and_labelled_by_it(t
     import torch
     from tiny_models import build_target, hf_greedy
 
-    from dynatree_lib.train_draft import label_greedy_continuations
+    from dynatree_lib.train.draft import label_greedy_continuations
 
     target = build_target("llama")
     prompts = torch.randint(0, 96, (3, 5), generator=torch.Generator().manual_seed(0))
@@ -58,8 +60,9 @@ def test_a_tiny_run_with_on_policy_data_records_what_it_saw(tmp_path, monkeypatc
     import torch
     from tiny_models import build_target
 
-    import dynatree_lib.train_draft as td
-    from dynatree_lib.embedded import load_draft_meta, load_embedded_draft
+    import dynatree_lib.harness.data as data
+    import dynatree_lib.train.draft as td
+    from dynatree_lib.models.embedded import load_draft_meta, load_embedded_draft
 
     class Tok:
         def __call__(self, text):
@@ -69,7 +72,7 @@ def test_a_tiny_run_with_on_policy_data_records_what_it_saw(tmp_path, monkeypatc
     words = " ".join(f"w{i % 37} v{i % 11}" for i in range(3000))
     monkeypatch.setenv("DYNATREE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(td, "load_embedded_target", lambda: (target, Tok()))
-    monkeypatch.setattr(td, "training_texts", lambda: [words, words[::-1]])
+    monkeypatch.setattr(data, "training_texts", lambda: [words, words[::-1]])
     monkeypatch.setattr(td, "wikitext_prompts", lambda split: [words[i * 50:] for i in range(20)])
     out, curve = tmp_path / "draft.pt", tmp_path / "curve.json"
     common = ["--on-policy-new-tokens", "0", "--seq-len", "16", "--shortlist", "32", "--layers", "0",

@@ -7,9 +7,9 @@ import torch
 from tiny_models import prompt
 
 from dynatree_lib import DynaTree, HistoryController, generate
-from dynatree_lib.adapt import best_depth, bound_shares
-from dynatree_lib.drafting import growth_rule
-from dynatree_lib.tree import TokenTree
+from dynatree_lib.core.controller import best_depth, bound_shares
+from dynatree_lib.core.growth import growth_rule
+from dynatree_lib.core.tree import TokenTree
 
 
 def test_tree_masks_positions_and_accepted_path():

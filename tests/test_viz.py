@@ -10,11 +10,11 @@ import pytest
 from tiny_models import prompt
 
 from dynatree_lib import FixedTree, generate
-from dynatree_lib.bench import read_results
-from dynatree_lib.costs import read_costs
+from dynatree_lib.harness.bench import read_results
+from dynatree_lib.harness.costs import read_costs
 
 go = pytest.importorskip("plotly.graph_objects")
-viz = pytest.importorskip("dynatree_lib.viz")
+viz = pytest.importorskip("dynatree_lib.book.viz")
 
 
 def test_tree_layout_places_parents_between_children():
@@ -60,8 +60,8 @@ def test_tree_slider_figure_shows_one_tree_per_step(pair):
 
 def test_control_panel_runs_the_decoder(pair):
     pytest.importorskip("ipywidgets")
-    from dynatree_lib.models import ModelPair
-    from dynatree_lib.widgets import ControlPanel
+    from dynatree_lib.book.widgets import ControlPanel
+    from dynatree_lib.models.pairs import ModelPair
 
     class Chars:
         def __call__(self, text):

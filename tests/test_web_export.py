@@ -1,4 +1,4 @@
-"""The live page's graphs (web_export.py): what onnxruntime computes from the exported files is
+"""The live page's graphs (dynatree_lib/web/export.py): what onnxruntime computes from the exported files is
 what the PyTorch model computes, on a token tree over a cached prefix, and the integer weights
 give the float weights back exactly."""
 
@@ -12,12 +12,12 @@ import torch
 from tiny_models import VOCAB, build_target, prompt
 from transformers import DynamicCache
 
-from dynatree_lib.tree import TokenTree
-from dynatree_lib.verify import tree_logits
+from dynatree_lib.core.tree import TokenTree
+from dynatree_lib.core.verify import tree_logits
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
-from dynatree_lib.web_export import PackedWeights, decode_source, exact_codes, export_step_graph, materialize  # noqa: E402
+from dynatree_lib.web.export import PackedWeights, decode_source, exact_codes, export_step_graph, materialize  # noqa: E402
 
 
 def q4_1(matrix: torch.Tensor, generator) -> torch.Tensor:
@@ -122,8 +122,8 @@ def test_integer_weights_give_the_models_logits(tmp_path):
 def test_embedded_pair_export_matches_pytorch_on_a_tree(tmp_path):
     """The graphs the site ships (export_web, cached like the site build's): with the weights the
     page rebuilds from weights.bin, the target's and the draft's logits on a tree equal PyTorch's."""
-    from dynatree_lib.embedded import load_embedded_draft, load_embedded_target
-    from dynatree_lib.web_export import export_web
+    from dynatree_lib.models.embedded import load_embedded_draft, load_embedded_target
+    from dynatree_lib.web.export import export_web
 
     manifest = export_web(tmp_path / "live")
     packed = (tmp_path / "live" / "weights.bin").read_bytes()

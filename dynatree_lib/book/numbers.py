@@ -1,0 +1,460 @@
+"""Every measured number the book's prose and the README's table state, computed from results files.
+
+The chapters glue these values into their text (``myst_nb.glue``) and
+``scripts/update_readme.py`` writes :func:`readme_table` into README.md; a test recomputes
+both from the committed files and fails when a chapter or the README disagrees with them
+(a results file changed and nobody re-executed the chapter or regenerated the table).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from ..harness.bench import read_results
+from ..harness.costs import read_costs
+from ..harness.paired import paired_difference
+from ..harness.repetition import self_repetition
+from ..harness.resources import find_results
+
+MAIN = {"wikitext2": "main_wikitext2_embedded_cpu.json", "pg19": "main_pg19_embedded_cpu.json"}
+SPEC_BENCH = "spec_bench_embedded_cpu.json"
+# bfloat16 on the CPU (``--dtype bfloat16``): its own runs, checked against the bfloat16 target
+BF16 = {"costs": "costs_embedded_cpu_bfloat16.json", "sb": "spec_bench_embedded_cpu_bfloat16.json",
+        "wt": "main_wikitext2_embedded_cpu_bfloat16.json", "dtype": "dtype_spec_bench_embedded_cpu.json"}
+ABLATION = "ablation_wikitext2_embedded_cpu.json"
+HEAD_BENCH = "head_bench_embedded_cpu.json"    # scripts/head_bench.py: two heads in one run
+EARLY_EXIT = "early_exit_probe.json"           # scripts/early_exit_probe.py: self-speculative drafts
+LADDER = ("fixed tree", "+ dynamic breadth", "+ dynamic depth", "+ pruning", "+ history (goodput)")
+TABLE_METHODS = (("hf", "HF `generate` greedy"), ("hf-assisted", "HF assisted generation (draft model)"),
+                 ("prompt-lookup", "HF prompt lookup"),
+                 ("linear@model", "Linear (k = 8), draft model"),
+                 ("fixed@model", "FixedTree (8, 3, 0.1), draft model"),
+                 ("dynatree@model", "DynaTree, draft model"),
+                 ("dynatree+lookup@model", "DynaTree + lookup (extension), draft model"),
+                 ("linear@head", "Linear (k = 8), feature head"),
+                 ("fixed@head", "FixedTree (8, 3, 0.1), feature head"),
+                 ("dynatree@head", "**DynaTree, feature head** (chapter 7; the embedded pair's default)"),
+                 ("dynatree+lookup@head", "DynaTree + lookup (extension), feature head"))
+
+
+def slug(label: str) -> str:
+    """A method label as part of a number's name: ``dynatree+lookup@head`` -> ``dynatree_lookup_head``."""
+    return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
+
+
+def _mean(doc: dict, label: str, metric: str) -> float:
+    return doc["aggregates"][label][metric]["mean"]
+
+
+def _controller(doc: dict, label: str) -> str:
+    """Which history controller a file's DynaTree ran with (files written before the choice
+    existed record no ``controller`` field: they ran the paper's rule)."""
+    config = next(m["config"] for m in doc["methods"] if m["label"] == label)
+    name = config.get("controller", "paper")
+    return "the paper's controller" if name == "paper" else f"the {name} controller"
+
+
+def ar_self_repetition(doc: dict) -> float:
+    """Mean self-repetition of AR's outputs in a file, from the records' tokens (so files
+    written before records carried the field count too)."""
+    loops = [self_repetition(r["tokens"]) for r in doc["records"] if r["method"] == "ar"]
+    loops = [x for x in loops if x is not None]
+    return sum(loops) / len(loops)
+
+
+def _available(name: str) -> bool:
+    return bool(find_results(name))
+
+
+def book_numbers() -> dict[str, float | str]:
+    """{name: value} of every number the chapters cite from ``results/`` (see the module doc)."""
+    numbers: dict[str, float | str] = {}
+    for dataset, name in MAIN.items():
+        if not _available(name):
+            continue
+        doc = read_results(name)
+        key = "wt" if dataset == "wikitext2" else "pg"
+        numbers[f"{key}_ar_tps"] = _mean(doc, "ar", "throughput")
+        numbers[f"{key}_date"] = doc["environment"]["date"][:10]
+        numbers[f"{key}_prompts"] = doc["protocol"]["num_prompts"]
+        numbers[f"{key}_self_repetition"] = ar_self_repetition(doc)
+        if "dynatree@model" in doc["aggregates"]:
+            numbers[f"{key}_controller"] = _controller(doc, "dynatree@model")
+        for label in doc["aggregates"]:
+            numbers[f"{key}_{slug(label)}_speedup"] = _mean(doc, label, "speedup")
+            if "controller_at_bound" in doc["aggregates"][label]:
+                numbers[f"{key}_{slug(label)}_at_bound"] = _mean(doc, label, "controller_at_bound")
+            numbers[f"{key}_{slug(label)}_tau"] = _mean(doc, label, "tau")
+        numbers[f"{key}_exact"] = "yes" if all(a["identical_to_ar"] for a in doc["aggregates"].values()) \
+            else "NO"
+        if dataset == "wikitext2":
+            for label in ("dynatree@model", "dynatree@head"):
+                if label not in doc["aggregates"]:
+                    continue
+                a, name = doc["aggregates"][label], f"wt_{slug(label)}"
+                iterations = a["iterations"]["mean"]
+                numbers[f"{name}_verify_ms"] = 1000 * a["time_verify"]["mean"] / iterations
+                numbers[f"{name}_draft_ms"] = 1000 * a["time_draft"]["mean"] / iterations
+                numbers[f"{name}_other_ms"] = 1000 * a["time_other"]["mean"] / iterations
+                numbers[f"{name}_nodes"] = a["mean_tree_size"]["mean"]
+                numbers[f"{name}_draft_forwards"] = a["draft_forwards"]["mean"] / iterations
+                numbers[f"{name}_acceptance"] = a["acceptance_rate"]["mean"]
+            numbers["wt_ar_ms"] = 1000 * _mean(doc, "ar", "time_total") / _mean(doc, "ar", "new_tokens")
+        drafters = {"head_model": ("dynatree@head", "dynatree@model"),
+                    "assisted": ("dynatree@model", "hf-assisted")}   # the same draft, tree vs HF's chain
+        numbers.update(paired_numbers(doc, f"{key}_pair", drafters))
+    if _available("embedded_draft_quality.json"):
+        report = json.loads(find_results("embedded_draft_quality.json")[0].read_text())
+        numbers["dq_model_agreement"] = report["teacher_forced_agreement"]
+        numbers["dq_model_cost"] = report["cost"]["ratio"]
+        numbers["dq_model_linear_acceptance"] = report["linear_acceptance"]["per_token"]
+        if "head" in report:
+            for depth, value in enumerate(report["head"]["agreement"]["by_depth"], 1):
+                numbers[f"dq_head_agreement_{depth}"] = value
+            numbers["dq_head_cost"] = report["head"]["cost"]["ratio"]
+            numbers["dq_head_linear_acceptance"] = report["head"]["linear_acceptance"]["per_token"]
+    if _available("head_training.json"):
+        curve = json.loads(find_results("head_training.json")[0].read_text())
+        numbers["ht_minutes"] = curve["total_seconds"] / 60
+        numbers["ht_steps"] = curve["meta"]["steps"]
+        numbers["ht_steps_done"] = curve["meta"].get("steps_done", curve["meta"]["steps"])
+        numbers["ht_positions"] = curve["meta"]["training_positions"]
+        for depth, value in enumerate(curve["curve"][-1]["agreement"], 1):
+            numbers[f"ht_heldout_agreement_{depth}"] = value
+        numbers.update(head_training_numbers(curve))
+    if _available(HEAD_BENCH):
+        numbers.update(head_bench_numbers(json.loads(find_results(HEAD_BENCH)[0].read_text())))
+    if _available(EARLY_EXIT):
+        numbers.update(early_exit_numbers(json.loads(find_results(EARLY_EXIT)[0].read_text())))
+    if _available("costs_embedded_cpu.json"):
+        costs = read_costs("costs_embedded_cpu.json")
+        for weights in ("default", "packed"):
+            curve = costs["curves"]["target"].get(weights)
+            if curve:
+                numbers[f"cost_{weights}_ms"] = 1000 * curve["1"]
+                for n in ("2", "4", "8", "16", "64"):
+                    numbers[f"cost_{weights}_r{n}"] = curve[n] / curve["1"]
+        if "packed" in costs["curves"]["target"]:
+            numbers["cost_default_over_packed"] = numbers["cost_default_ms"] / numbers["cost_packed_ms"]
+        draft = costs["curves"]["draft"].get("packed") or costs["curves"]["draft"]["default"]
+        target = costs["curves"]["target"].get("packed") or costs["curves"]["target"]["default"]
+        numbers["cost_beta"] = draft["1"] / target["1"]
+        numbers["cost_repeats"] = costs["repeats"]
+        rmin_n = min(target, key=target.get)
+        numbers["cost_packed_rmin"] = target[rmin_n] / target["1"]
+        numbers["cost_packed_rmin_n"] = int(rmin_n)
+        numbers["cost_rn_note"] = (
+            f"With packed weights r(n) falls below 1 for small n in this file: a forward of {rmin_n} "
+            f"tokens took {target[rmin_n] / target['1']:.2f} of a one-token step. The one-token forward "
+            "is a matrix–vector product, the others small matrix–matrix products, and the packed "
+            "kernels can serve the latter better; we have not traced which kernels oneDNN picks. AR "
+            "pays the one-token cost on every token, so there a small tree costs less than an AR step."
+            if target[rmin_n] < target["1"] else
+            "In this file r(n) ≥ 1 at every n: no forward over several tokens was cheaper than a "
+            "one-token step. (The file of 2026-12-02, measured on another CPU of this project's "
+            "machines with 5 timed forwards per point, had r(n) dip below 1 for 3-8 tokens.)")
+        if _available(MAIN["wikitext2"]):
+            numbers.update(cost_model_numbers(read_results(MAIN["wikitext2"]), costs))
+    if _available(ABLATION):
+        numbers.update(ablation_numbers(read_results(ABLATION)))
+    if _available("sensitivity_wikitext2_embedded_cpu.json"):
+        doc = read_results("sensitivity_wikitext2_embedded_cpu.json")
+        variants = [m for m in doc["aggregates"] if m != "ar"]
+        numbers["se_prompts"] = doc["protocol"]["num_prompts"]
+        numbers["se_controller"] = _controller(doc, "dynatree default")
+        numbers["se_default_speedup"] = _mean(doc, "dynatree default", "speedup")
+        numbers["se_min_speedup"] = min(_mean(doc, m, "speedup") for m in variants)
+        numbers["se_max_speedup"] = max(_mean(doc, m, "speedup") for m in variants)
+        numbers["se_best"] = max(variants, key=lambda m: _mean(doc, m, "speedup"))
+    lengths = find_results("scaling_length_wikitext2_embedded_cpu_T*.json")
+    if lengths:
+        docs = sorted((read_results(p) for p in lengths), key=lambda d: d["protocol"]["max_new_tokens"])
+        numbers["sl_prompts"] = docs[0]["protocol"]["num_prompts"]
+        numbers["sl_controller"] = _controller(docs[0], "dynatree")
+        numbers["sl_short_T"] = docs[0]["protocol"]["max_new_tokens"]
+        numbers["sl_long_T"] = docs[-1]["protocol"]["max_new_tokens"]
+        numbers["sl_short_dynatree_speedup"] = _mean(docs[0], "dynatree", "speedup")
+        numbers["sl_long_dynatree_speedup"] = _mean(docs[-1], "dynatree", "speedup")
+        numbers["sl_trend"] = "rises" if numbers["sl_long_dynatree_speedup"] > numbers[
+            "sl_short_dynatree_speedup"] else "falls"
+    prompt_lengths = find_results("scaling_prompt_wikitext2_embedded_cpu_P*.json")
+    if prompt_lengths:
+        docs = [read_results(p) for p in prompt_lengths]
+        numbers["sp_prompts"] = docs[0]["protocol"]["num_prompts"]
+        speedups = [_mean(d, "dynatree", "speedup") for d in docs]
+        numbers["sp_min_dynatree_speedup"] = min(speedups)
+        numbers["sp_max_dynatree_speedup"] = max(speedups)
+    numbers.update(bf16_numbers())
+    if _available(SPEC_BENCH):
+        doc = read_results(SPEC_BENCH)
+        numbers["sb_per_group"] = doc["protocol"].get("per_group") or 80
+        numbers["sb_prompts"] = doc["protocol"]["num_prompts"]
+        numbers["sb_exact"] = "yes" if all(a["identical_to_ar"] for a in doc["aggregates"].values()) else "NO"
+        for group, totals in doc["groups"].items():
+            for label, t in totals.items():
+                numbers[f"sb_{group}_{slug(label)}_speedup"] = t["speedup"]
+                numbers[f"sb_{group}_{slug(label)}_tau"] = t["tau"]
+            numbers[f"sb_{group}_copy_rate"] = totals["ar"]["copy_rate"]
+            numbers[f"sb_{group}_self_repetition"] = totals["ar"]["self_repetition"]
+        for label, a in doc["aggregates"].items():
+            if "controller_at_bound" in a:
+                numbers[f"sb_{slug(label)}_at_bound"] = a["controller_at_bound"]["mean"]
+        numbers.update(paired_numbers(doc, "sb_pair", SPEC_BENCH_PAIRS))
+    docs = [read_results(f) for f in (*MAIN.values(), SPEC_BENCH) if _available(f)]
+    if any(doc["pair"].get("head") for doc in docs):    # which head they measured, for chapter 7
+        earlier = earlier_heads(docs)
+        numbers["bench_head"] = "the committed head" if not earlier else \
+            "an earlier head (" + ", ".join(f"@{h}" for h in earlier) + ")"
+    return numbers
+
+
+def head_training_numbers(curve: dict) -> dict[str, float | str]:
+    """A continued run (``--init-from``): where it started, its mix, and held-out agreement by
+    source at the warm start and at the end (``ht_src_<source>_<depth>``)."""
+    numbers: dict[str, float | str] = {}
+    warm = [p for p in curve["curve"] if p.get("start") == "warm"]
+    if not warm:
+        return numbers
+    numbers["ht_warm_step"] = warm[0]["step"]
+    numbers["ht_continued_steps"] = curve["curve"][-1]["step"] - warm[0]["step"]
+    numbers["ht_short_chat"] = curve["meta"].get("short_chat", 0)
+    numbers["ht_chat_share"] = curve["meta"].get("chat_share") or 0.0
+    for prefix, point in (("ht_warm_src", warm[0]), ("ht_src", curve["curve"][-1])):
+        for source, by_depth in point["agreement_by_source"].items():
+            for depth, value in enumerate(by_depth, 1):
+                numbers[f"{prefix}_{slug(source)}_{depth}"] = value
+    return numbers
+
+
+def head_bench_numbers(doc: dict) -> dict[str, float | str]:
+    """``hb_<workload>_<method>_{speedup,low,high,tau}`` and, for a new-head method, its paired
+    difference over the baseline head (``..._gain``, ``_gain_low``, ``_gain_high``)."""
+    numbers: dict[str, float | str] = {"hb_identical": "yes" if all(
+        r["identical"] for r in doc["records"]) else "NO"}
+    numbers["hb_questions"] = len({r["question_id"] for r in doc["records"] if r["workload"] == "spec_bench"})
+    numbers["hb_baseline_step"] = doc["heads"]["baseline"]["meta"].get("steps_done", 0)
+    for workload, rows in doc["summary"].items():
+        key = "sb" if workload == "spec_bench" else "wt"
+        for label, s in rows.items():
+            name = f"hb_{key}_{slug(label.replace(' head)', ')'))}"
+            for field in ("speedup", "low", "high", "tau"):
+                numbers[f"{name}_{field}"] = s[field]
+            if "over_baseline" in s:
+                gain = s["over_baseline"]
+                numbers.update({f"{name}_gain": gain["mean"], f"{name}_gain_low": gain["low"],
+                                f"{name}_gain_high": gain["high"], f"{name}_gain_verdict": gain["verdict"]})
+    return numbers
+
+
+def early_exit_numbers(doc: dict) -> dict[str, float | str]:
+    """``ee_l<layer>_{top1,cost,linear}`` per exit layer and the trained drafters' best linear."""
+    numbers: dict[str, float | str] = {"ee_layers": doc["agreement"]["of"]}
+    for row in doc["exits"]:
+        name = f"ee_l{row['layer']}"
+        numbers.update({f"{name}_top1": row["top1"], f"{name}_cost": row["cost"],
+                        f"{name}_linear": row["best_linear"]["speedup"]})
+    numbers["ee_best_linear"] = max(row["best_linear"]["speedup"] for row in doc["exits"])
+    for drafter, row in doc["trained"].items():
+        numbers[f"ee_{slug(drafter)}_linear"] = row["best_linear"]["speedup"]
+    hf = doc.get("hf_assistant_early_exit")
+    if hf:
+        numbers["ee_hf_prompts"] = hf["prompts"]
+        same = all(r["identical"] == hf["prompts"] for r in hf["exits"])
+        numbers["ee_hf_identical"] = "yes" if same else "NO"
+        for row in hf["exits"]:
+            numbers[f"ee_hf_l{row['layer']}_speedup"] = row["speedup"]
+    return numbers
+
+
+def verdict_counts(doc: dict) -> dict[str, int]:
+    """{identical, near-tie, mismatch: records} over a file's methods other than AR."""
+    counts = {"identical": 0, "near-tie": 0, "mismatch": 0}
+    for record in doc["records"]:
+        if record["method"] != "ar":
+            counts[record["verdict"]] += 1
+    return counts
+
+
+def bf16_numbers() -> dict[str, float | str]:
+    """``bf_*``: bfloat16 against float32 on this CPU. Step costs come from one run
+    (``costs --dtype bfloat16``); the benchmarks' speedups are over the bfloat16 AR of the same
+    run, their verdicts against the bfloat16 target's own greedy output."""
+    numbers: dict[str, float | str] = {}
+    if _available(BF16["costs"]):
+        costs = read_costs(BF16["costs"])
+        for role in ("target", "draft"):
+            fp32, bf16 = costs["curves"][role].get("packed") or costs["curves"][role]["default"], \
+                costs["curves"][role]["bfloat16"]
+            numbers[f"bf_{role}_fp32_ms"], numbers[f"bf_{role}_bf16_ms"] = 1000 * fp32["1"], 1000 * bf16["1"]
+            for n in ("8", "16", "32"):
+                numbers[f"bf_{role}_fp32_r{n}"] = fp32[n] / fp32["1"]
+                numbers[f"bf_{role}_bf16_r{n}"] = bf16[n] / bf16["1"]
+                numbers[f"bf_{role}_bf16_over_fp32_n{n}"] = bf16[n] / fp32[n]
+            numbers[f"bf_{role}_bf16_over_fp32_n1"] = bf16["1"] / fp32["1"]
+        numbers["bf_costs_prefix"] = costs["prefix_len"]
+    for key in ("sb", "wt"):
+        if not _available(BF16[key]):
+            continue
+        doc = read_results(BF16[key])
+        numbers[f"bf_{key}_prompts"] = doc["protocol"]["num_prompts"]
+        numbers[f"bf_{key}_ar_tps"] = _mean(doc, "ar", "throughput")
+        counts = verdict_counts(doc)
+        for verdict, count in counts.items():
+            numbers[f"bf_{key}_{slug(verdict)}"] = count
+        numbers[f"bf_{key}_speculative"] = sum(counts.values())
+        margins = [r["margin"] for r in doc["records"]  # how far below the judge's top logit
+                   if r["method"] != "ar" and r["verdict"] != "identical" and r["margin"] is not None]
+        if margins:
+            numbers[f"bf_{key}_max_margin"] = max(margins)
+        for label in doc["aggregates"]:
+            if key == "sb":
+                totals = doc["groups"]["overall"][label]
+                numbers[f"bf_sb_{slug(label)}_speedup"], numbers[f"bf_sb_{slug(label)}_tau"] = \
+                    totals["speedup"], totals["tau"]
+            else:
+                numbers[f"bf_wt_{slug(label)}_speedup"] = _mean(doc, label, "speedup")
+                numbers[f"bf_wt_{slug(label)}_tau"] = _mean(doc, label, "tau")
+    if _available(BF16["dtype"]):  # scripts/dtype_bench.py: both dtypes on the same questions
+        doc = json.loads(find_results(BF16["dtype"])[0].read_text())
+        numbers["dt_questions"] = doc["questions"]
+        for label, s in doc["summary"].items():
+            for field in ("speedup", "low", "high", "tau"):
+                numbers[f"dt_{slug(label)}_{field}"] = s[field]
+        numbers["dt_ar_departs"] = doc["summary"]["ar bfloat16"]["departs_from_float32"]
+        bf16 = [s["verdicts"] for label, s in doc["summary"].items()
+                if label.endswith(" bfloat16") and not label.startswith("ar ")]
+        for verdict in ("identical", "near-tie", "mismatch"):
+            numbers[f"dt_bf16_{slug(verdict)}"] = sum(v[verdict] for v in bf16)
+        numbers["dt_bf16_speculative"] = sum(sum(v.values()) for v in bf16)
+    return numbers
+
+
+def best_of(doc: dict, prefix: str) -> str:
+    """The label starting with ``prefix`` (a sweep's trees, Linear's k) of highest mean speedup."""
+    return max((m for m in doc["aggregates"] if m.startswith(prefix)), key=lambda m: _mean(doc, m, "speedup"))
+
+
+DRAFTER_NAMES = {"model": "the draft model", "head": "the feature head"}
+
+
+def ablation_numbers(doc: dict) -> dict[str, float | str]:
+    """The ablation file: each rule's step with its paired interval, the tuned baselines, the
+    controllers' time at their bounds (names ``ab_*``)."""
+    numbers: dict[str, float | str] = {
+        "ab_prompts": doc["protocol"]["num_prompts"],
+        "ab_drafter": DRAFTER_NAMES[doc["pair"]["default_drafter"]]}
+    for label in doc["aggregates"]:
+        if label == "ar":
+            continue
+        key = f"ab_{slug(label)}"
+        numbers[f"{key}_speedup"] = _mean(doc, label, "speedup")
+        numbers[f"{key}_tau"] = _mean(doc, label, "tau")
+        if "iterations" in doc["aggregates"][label]:
+            iterations = _mean(doc, label, "iterations")
+            numbers[f"{key}_draft_forwards"] = _mean(doc, label, "draft_forwards") / iterations
+        if "mean_tree_size" in doc["aggregates"][label]:
+            numbers[f"{key}_nodes"] = _mean(doc, label, "mean_tree_size")
+        if "controller_at_bound" in doc["aggregates"][label]:
+            numbers[f"{key}_at_bound"] = _mean(doc, label, "controller_at_bound")
+    numbers["ab_best_fixed"] = best_fixed = best_of(doc, "fixed D=")
+    numbers["ab_best_linear"] = best_linear = best_of(doc, "linear k=")
+    numbers["ab_fixed_trees"] = sum(m.startswith("fixed D=") for m in doc["aggregates"])
+    numbers["ab_best_fixed_speedup"] = _mean(doc, best_fixed, "speedup")
+    numbers["ab_best_linear_speedup"] = _mean(doc, best_linear, "speedup")
+    pairs = {f"step{i}": (LADDER[i], LADDER[i - 1]) for i in range(1, len(LADDER))}
+    pairs.update(paper=("+ history (paper)", "+ pruning"), controllers=(LADDER[-1], "+ history (paper)"),
+                 vs_fixed=(LADDER[-1], best_fixed), vs_linear=(LADDER[-1], best_linear))
+    numbers.update(paired_numbers(doc, "ab", pairs))
+    return numbers
+
+
+def cost_model_numbers(doc: dict, costs: dict) -> dict[str, float | str]:
+    """How far chapter 5's cost model lands from the measured speedups (``cm_*``): the mean
+    and the largest relative error |predicted - measured| / measured over our methods."""
+    from .viz import predicted_vs_measured
+
+    rows = predicted_vs_measured(doc, costs)
+    errors = {r["method"]: abs(r["predicted"] - r["measured"]) / r["measured"] for r in rows}
+    worst = max(errors, key=errors.get)
+    return {"cm_methods": len(rows), "cm_mean_error": sum(errors.values()) / len(errors),
+            "cm_max_error": errors[worst], "cm_worst": worst}
+
+
+def paired_numbers(doc: dict, prefix: str, pairs: dict[str, tuple[str, str]]) -> dict[str, float | str]:
+    """``{prefix}_{name}_mean/low/high/verdict`` of each (a, b): the paired per-prompt speedup
+    difference a - b with its bootstrap interval (:mod:`dynatree_lib.harness.paired`); pairs whose
+    methods the file lacks are skipped."""
+    numbers: dict[str, float | str] = {}
+    for name, (a, b) in pairs.items():
+        if a not in doc["aggregates"] or b not in doc["aggregates"]:
+            continue
+        diff = paired_difference(doc, a, b)
+        for field in ("mean", "low", "high"):
+            numbers[f"{prefix}_{name}_{field}"] = diff[field]
+        verdicts = {"a": f"{a} wins", "b": f"{b} wins"}
+        numbers[f"{prefix}_{name}_verdict"] = verdicts.get(diff["verdict"], "within noise")
+    return numbers
+
+
+# Spec-Bench: DynaTree against the baselines tuned on the WikiText-2 sweep, the paper's
+# controller and prompt lookup, prompt by prompt (scripts/cpu_results.sh names them).
+TUNED_FIXED, TUNED_LINEAR = "fixed D=3 B=3 t=0.05@model", "linear:k=2@model"
+SPEC_BENCH_PAIRS = {"fixed": ("dynatree@model", TUNED_FIXED), "linear": ("dynatree@model", TUNED_LINEAR),
+                    "paper": ("dynatree@model", "dynatree-paper@model"),
+                    "lookup": ("dynatree@model", "prompt-lookup"),
+                    "head_lookup": ("dynatree@head", "prompt-lookup"),
+                    "head_model": ("dynatree@head", "dynatree@model")}
+
+
+def readme_table() -> str:
+    """The README's results table (markdown), from the main comparison and Spec-Bench files."""
+    docs = {name: read_results(file) for name, file in
+            (("WikiText-2", MAIN["wikitext2"]), ("PG-19", MAIN["pg19"]), ("Spec-Bench", SPEC_BENCH))
+            if _available(file)}
+    head = "| method | " + " | ".join(f"{name} speedup | τ" for name in docs) + " |"
+    rows = [head, "| --- |" + " --- | --- |" * len(docs)]
+    for label, name in TABLE_METHODS:
+        cells = []
+        for dataset, doc in docs.items():
+            if dataset == "Spec-Bench":
+                totals = doc["groups"]["overall"].get(label)
+                cells += [f"{totals['speedup']:.2f}x", f"{totals['tau']:.2f}"] if totals else ["", ""]
+            elif label in doc["aggregates"]:
+                cells += [f"{_mean(doc, label, 'speedup'):.2f}x", f"{_mean(doc, label, 'tau'):.2f}"]
+            else:
+                cells += ["", ""]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    notes = []
+    for dataset, doc in docs.items():
+        env, protocol = doc["environment"], doc["protocol"]
+        exact = all(a["identical_to_ar"] for a in doc["aggregates"].values())
+        controller = next(m["config"].get("controller", "paper") for m in doc["methods"]
+                          if m["label"] == "dynatree@model")
+        notes.append(f"{dataset}: {protocol['num_prompts']} prompts, T = {protocol['max_new_tokens']}"
+                     f"{' (stops at EOS)' if protocol['stop_at_eos'] else ''}, {env['date'][:10]}, AR "
+                     f"{_mean(doc, 'ar', 'throughput'):.1f} tok/s, DynaTree's controller: {controller}, "
+                     f"AR self-repetition {ar_self_repetition(doc):.0%}, all identical to AR: "
+                     f"{'yes' if exact else 'NO'}")
+    heads = earlier_heads(docs.values())
+    if heads:       # the head was trained further after these runs: say which head they measured
+        hashes = ", ".join(f"`@{h}`" for h in heads)
+        notes.append(f"head rows: an earlier head ({hashes}; chapter 7 compares)")
+    return "\n".join(rows) + "\n\n" + "; ".join(notes) + "."
+
+
+def earlier_heads(docs) -> list[str]:
+    """The hashes of the heads that result files measured, other than the committed one."""
+    heads = {doc["pair"].get("head") for doc in docs} - {None, current_head()}
+    return sorted(h.rsplit("@", 1)[-1] for h in heads)
+
+
+def current_head() -> str | None:
+    """The committed feature head's name as result files record it (``file@sha256[:12]``)."""
+    import hashlib
+
+    from ..models.feature_head import HEAD_WEIGHTS
+
+    if not HEAD_WEIGHTS.is_file():
+        return None
+    return f"{HEAD_WEIGHTS.name}@{hashlib.sha256(HEAD_WEIGHTS.read_bytes()).hexdigest()[:12]}"

@@ -1,0 +1,133 @@
+"""What tree growth needs from a draft: a small interface, and the causal-LM draft behind it.
+
+A drafter proposes; the target decides. In every iteration the decoding loop calls
+
+* ``begin(sequence, prefix_len)`` -> [V] logits for the root's children. ``sequence`` holds
+  every committed token, the root (the last committed token, at position ``prefix_len``)
+  last; the drafter catches up on the tokens it has not seen yet;
+* ``expand(tree, frontier, prefix_len, depth)`` -> [F, V] logits for the children of each
+  frontier node (all nodes of one level, batched under the tree mask: siblings never see
+  each other), possibly several times;
+* ``accept(tree, path, prefix_len, hidden)`` after verification: keep what the target
+  accepted. A drafter with ``needs_hidden = True`` (the feature head) is also given the
+  target's last hidden states: ``observe(hidden)`` after the prefill (one row per prompt
+  token) and ``hidden`` [n, H] at the tree's nodes here, both from forwards the target runs
+  anyway.
+
+``forwards`` counts the drafter's forward passes. Two implementations: :class:`ModelDrafter`
+(any Hugging Face causal LM: the paper's setting) and ``feature_head.FeatureDrafter`` (a
+one-layer head that reads the target's hidden states). :func:`as_drafter` wraps a model.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import Tensor
+from transformers import DynamicCache
+
+from .compat import check_sliding_window, check_tree_attention, vocab_size
+from .kv import keep_cache_entries
+from .tree import TokenTree, additive_mask
+
+
+class Drafter(Protocol):
+    needs_hidden: bool
+    forwards: int
+
+    def reset(self) -> None: ...
+    def begin(self, sequence: Tensor, prefix_len: int) -> Tensor: ...
+    def expand(self, tree: TokenTree, frontier: Tensor, prefix_len: int, depth: int) -> Tensor: ...
+    def accept(self, tree: TokenTree, path: Tensor, prefix_len: int, hidden: Tensor | None) -> None: ...
+
+
+class ModelDrafter:
+    """A Hugging Face causal LM as the draft, with its own KV cache kept across iterations.
+
+    ``begin`` feeds the committed tokens missing from the cache (root last); ``expand``
+    feeds a level at positions ``prefix_len + depth`` under the tree mask; ``accept`` keeps
+    the cache entries of accepted nodes the draft has fed (leaves it never fed are recomputed
+    as pending tokens next time). Ids the draft cannot embed (a padded target vocabulary)
+    are shown to it as id 0: its guesses there are poor, verification stays exact.
+    """
+
+    needs_hidden = False
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.forwards = 0
+        self.cache: DynamicCache | None = None
+        self._fed: list[Tensor] = []       # non-root nodes in draft-cache order
+        self._rank: Tensor | None = None    # cache offset of each fed node after the root's slot
+
+    config = property(lambda self: self.model.config)
+    device = property(lambda self: self.model.device)
+    dtype = property(lambda self: self.model.dtype)
+    name = property(lambda self: getattr(self.model.config, "_name_or_path", "") or type(self.model).__name__)
+
+    def vocab_size(self) -> int:
+        return vocab_size(self.model)
+
+    def validate(self, target, tokens: int) -> None:
+        """Checks before any forward: the tree mask works, the context fits."""
+        window = getattr(self.model.config, "max_position_embeddings", None)
+        if window is not None and tokens > window:
+            raise ValueError(f"prompt + max_new_tokens exceeds the draft's context window of {window}")
+        check_tree_attention(self.model)
+
+    def check_cache(self, tokens: int) -> None:
+        check_sliding_window(self.model, tokens)
+
+    def reset(self) -> None:
+        self.cache = DynamicCache(config=self.model.config)
+        self.forwards = 0
+        self._rank = None
+
+    def observe(self, hidden: Tensor) -> None:  # the causal LM needs no target states
+        pass
+
+    def begin(self, sequence: Tensor, prefix_len: int) -> Tensor:
+        pending = sequence[self.cache.get_seq_length():]
+        pending = pending.masked_fill(pending >= self.model.get_input_embeddings().num_embeddings, 0)
+        start = prefix_len + 1 - pending.numel()
+        positions = torch.arange(start, prefix_len + 1, device=pending.device).unsqueeze(0)
+        logits = self.model(pending.unsqueeze(0), past_key_values=self.cache, position_ids=positions,
+                            use_cache=True, logits_to_keep=1).logits[0, -1]
+        self.forwards += 1
+        self._fed = []
+        self._rank = None
+        return logits
+
+    def expand(self, tree: TokenTree, frontier: Tensor, prefix_len: int, depth: int) -> Tensor:
+        device = frontier.device
+        if self._rank is None:
+            self._rank = torch.full((tree.capacity,), -1, dtype=torch.long, device=device)
+        self._fed.append(frontier)
+        order = torch.cat(self._fed)
+        self._rank[frontier] = torch.arange(order.numel() - frontier.numel(), order.numel(), device=device)
+        allowed = torch.ones(frontier.numel(), prefix_len + 1 + order.numel(), dtype=torch.bool,
+                             device=device)
+        allowed[:, prefix_len + 1:] = tree._ancestors[frontier][:, order]
+        positions = torch.full((1, frontier.numel()), prefix_len + depth, device=device)
+        logits = self.model(tree._tokens[frontier].unsqueeze(0), past_key_values=self.cache,
+                            position_ids=positions, attention_mask=additive_mask(allowed, self.model.dtype),
+                            use_cache=True).logits[0]
+        self.forwards += 1
+        return logits
+
+    def accept(self, tree: TokenTree, path: Tensor, prefix_len: int, hidden: Tensor | None = None) -> None:
+        if self.cache is None or self.cache.get_seq_length() <= prefix_len:
+            return  # nothing fed this iteration (a depth-0 tree): the cache holds committed text only
+        if self._rank is None:
+            keep_cache_entries(self.cache, prefix_len + 1, path[:0])
+            return
+        ranks = self._rank[path[1:]]
+        keep_cache_entries(self.cache, prefix_len + 1, ranks[ranks >= 0])
+
+
+def as_drafter(draft) -> Drafter | None:
+    """A drafter for ``draft``: itself if it already is one, a :class:`ModelDrafter` for a model."""
+    if draft is None or hasattr(draft, "begin"):
+        return draft
+    return ModelDrafter(draft)

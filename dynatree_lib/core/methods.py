@@ -1,0 +1,177 @@
+"""Method configurations: what each decoding method drafts, with validated fields.
+
+Every config is a small frozen dataclass whose defaults are the paper's. Invalid
+values raise ``ValueError`` when the config is built, before any model runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def _check_int(name: str, value: int, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+
+
+def _check_unit(name: str, value: float, *, closed_low: bool = False) -> None:
+    """Probabilities and thresholds live in (0, 1) (or [0, 1) where zero means 'off')."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    ok = (0.0 <= value < 1.0) if closed_low else (0.0 < value < 1.0)
+    interval = "[0, 1)" if closed_low else "(0, 1)"
+    if not ok:
+        raise ValueError(f"{name} must lie in {interval}, got {value}")
+
+
+CONTROLLERS = ("goodput", "paper")
+
+
+@dataclass(frozen=True)
+class Autoregressive:
+    """Plain greedy decoding: one target forward per new token. The draft is unused."""
+
+
+@dataclass(frozen=True)
+class Linear:
+    """Linear speculation (Leviathan et al.): the draft proposes a chain of ``k`` tokens.
+
+    Args:
+        k: tokens drafted per iteration (gamma in Leviathan et al.).
+    """
+
+    k: int = 8
+
+    def __post_init__(self) -> None:
+        _check_int("k", self.k, 1)
+
+
+@dataclass(frozen=True)
+class FixedTree:
+    """A fixed token tree: every expanded node gets the draft's top-``branch`` children.
+
+    Args:
+        depth: D, the tree depth (draft tokens on the longest path).
+        branch: B, children per expanded node.
+        threshold: epsilon, prune a node whose cumulative draft probability p(u) < epsilon.
+        max_nodes: N_max, the strict budget of draft nodes per tree (root excluded).
+    """
+
+    depth: int = 8
+    branch: int = 3
+    threshold: float = 0.1
+    max_nodes: int = 256
+
+    def __post_init__(self) -> None:
+        _check_int("depth", self.depth, 1)
+        _check_int("branch", self.branch, 1)
+        _check_unit("threshold", self.threshold)
+        _check_int("max_nodes", self.max_nodes, 1)
+
+
+@dataclass(frozen=True)
+class DynaTree:
+    """DynaTree: a confidence-aware adaptive token tree (training-free).
+
+    For a node u with depth d(u), cumulative draft path probability p(u) and draft
+    confidence c(u) = max_x q_D(x | u):
+
+    * breadth: B(u) = B_min if c(u) >= tau_high, B_max if c(u) < tau_low, else B_mid;
+    * depth gating: u is expanded only if d(u) < D_max and p(u) >= rho_stop and
+      (d(u) < D_0 or p(u) > rho_deep);
+    * pruning: a child v with p(v) < epsilon is dropped; at most N_max draft nodes;
+    * history adaptation (``adapt=True``): after every iteration a controller moves D_0
+      on what verification showed. ``controller="goodput"`` (default) estimates the
+      target's per-level acceptance a and sets D_0 to the depth that maximises expected
+      committed tokens per unit of cost, (1 + a + ... + a^D) / (1 + draft_cost * D);
+      tau_high stays as configured. ``"paper"`` is the published rule, an integrating
+      step of D_0 and tau_high towards the fixed set point alpha*, which sits at its
+      bounds on a pair that never reaches alpha*
+      (see :class:`dynatree_lib.core.controller.HistoryController`).
+
+    Under sampling (``generate(..., do_sample=True)``) the rules are the same, read on the
+    draft's distribution after the temperature/top-k/top-p warpers; what changes is that
+    u's B(u) children are drawn from q without replacement instead of taken as its top-B,
+    and a child removed by pruning or the budget stays a proposal that can still be
+    accepted (ending the iteration), as recursive rejection sampling requires
+    (:mod:`dynatree_lib.core.sampling`). The lookup extension is greedy only.
+
+    Args:
+        base_depth: D_0, depth up to which nodes expand regardless of rho_deep.
+        max_depth: D_max, hard depth limit.
+        min_branch: B_min, children of a confident node.
+        mid_branch: B_mid, children of a node of medium confidence.
+        max_branch: B_max, children of an unconfident node.
+        tau_high: tau_h, confidence at or above which B_min applies.
+        tau_low: tau_l, confidence below which B_max applies.
+        rho_stop: rho_stop, nodes with p(u) < rho_stop are never expanded.
+        rho_deep: rho_deep, beyond D_0 a node expands only if p(u) > rho_deep.
+        threshold: epsilon, probability pruning threshold on p(u).
+        max_nodes: N_max, strict budget of draft nodes per tree (root excluded).
+        adapt: enable history adaptation (False gives the ablation without it).
+        controller: "goodput" (default) or "paper", the rule history adaptation follows.
+        history_window: W, iterations the controller remembers (paper: a sliding window of
+            α_t; goodput: counts discounted by 1 - 1/W per iteration).
+        draft_cost: beta, one draft level's cost in target steps (goodput only; the
+            embedded draft model costs about 0.18 with the loop's overhead: chapter 5).
+        target_acceptance: alpha*, the paper controller's set point (unused by "goodput").
+        depth_gain: k_D, the paper controller's change of D_0 per unit of error.
+        tau_gain: k_tau, the same for tau_high (with the opposite sign; paper only).
+        lookup: L, extension (not in the paper): graft up to L tokens copied from earlier
+            context (prompt lookup) onto every tree, outside the N_max budget; 0 = off.
+        lookup_ngram: longest suffix n-gram matched by the lookup.
+    """
+
+    base_depth: int = 5
+    max_depth: int = 8
+    min_branch: int = 1
+    mid_branch: int = 2
+    max_branch: int = 3
+    tau_high: float = 0.9
+    tau_low: float = 0.4
+    rho_stop: float = 0.1
+    rho_deep: float = 0.5
+    threshold: float = 0.05
+    max_nodes: int = 256
+    adapt: bool = True
+    controller: str = "goodput"
+    history_window: int = 10
+    draft_cost: float = 0.18
+    target_acceptance: float = 0.7
+    depth_gain: float = 2.0
+    tau_gain: float = 0.1
+    lookup: int = 0
+    lookup_ngram: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("base_depth", "max_depth", "min_branch", "mid_branch", "max_branch",
+                     "max_nodes", "history_window"):
+            _check_int(name, getattr(self, name), 1)
+        for name in ("tau_high", "tau_low", "rho_stop", "rho_deep", "threshold",
+                     "target_acceptance"):
+            _check_unit(name, getattr(self, name))
+        if self.base_depth > self.max_depth:
+            raise ValueError(f"base_depth ({self.base_depth}) must be <= max_depth ({self.max_depth})")
+        if not self.min_branch <= self.mid_branch <= self.max_branch:
+            raise ValueError(
+                "branches must satisfy min_branch <= mid_branch <= max_branch, got "
+                f"{self.min_branch}, {self.mid_branch}, {self.max_branch}")
+        if self.tau_low >= self.tau_high:
+            raise ValueError(f"tau_low ({self.tau_low}) must be < tau_high ({self.tau_high})")
+        if self.rho_stop > self.rho_deep:
+            raise ValueError(f"rho_stop ({self.rho_stop}) must be <= rho_deep ({self.rho_deep})")
+        for name in ("depth_gain", "tau_gain", "draft_cost"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        _check_int("lookup", self.lookup, 0)
+        _check_int("lookup_ngram", self.lookup_ngram, 1)
+        if not isinstance(self.adapt, bool):
+            raise ValueError(f"adapt must be True or False, got {self.adapt!r}")
+        if self.controller not in CONTROLLERS:
+            raise ValueError(f"controller must be one of {CONTROLLERS}, got {self.controller!r}")
+
+
+Method = Autoregressive | Linear | FixedTree | DynaTree
