@@ -15,7 +15,7 @@ import torch
 
 from .core.decode import generate
 from .core.methods import Autoregressive, DynaTree, FixedTree, Linear
-from .harness.runner import OUR_METHODS as METHODS  # one name -> config table for the CLI and the benchmarks
+from .harness.runner import OUR_METHODS as METHODS  # name -> config class, from core's table of methods
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
           "bfloat16": torch.bfloat16}
@@ -131,15 +131,12 @@ def output_path(args, name: str):
     return Path(args.results_dir) / name if getattr(args, "results_dir", None) else output_dir() / name
 
 
-def _file_part(pair_name: str) -> str:
-    """A pair's name inside a file name: ``org/target,org/draft`` -> ``org-target+org-draft``."""
-    return pair_name.replace("/", "-").replace(",", "+")
-
-
 def _default_stem(args, pair, kind: str) -> str:
     """``main_wikitext2_embedded_cpu``: what, on which data, which pair, which device type."""
-    return (f"{kind}_{args.dataset}_{_file_part(pair.name)}_{pair.device.type}"
-            + _dtype_suffix(args, pair))
+    from .harness.environment import result_name
+
+    return result_name(kind, args.dataset, pair.name, pair.device.type,
+                       suffix=_dtype_suffix(args, pair)).removesuffix(".json")
 
 
 def _sampling(args) -> dict | None:
@@ -221,6 +218,7 @@ def _explore_run(args, pair) -> None:
 
 def _spec_bench_run(args, pair, methods, sampling=None, suffix="") -> None:
     from .harness.bench import format_table, write_results
+    from .harness.environment import result_name
     from .harness.spec_bench import run_spec_bench, stratified
 
     measured, warmup = stratified(args.per_group, args.warmup, args.seed)
@@ -231,13 +229,14 @@ def _spec_bench_run(args, pair, methods, sampling=None, suffix="") -> None:
     for label in doc["aggregates"]:
         speedups = (doc["groups"][g][label]["speedup"] for g in doc["groups"])
         print(f"{label:<22}" + "".join(f"{x:>12.2f}x" for x in speedups))
-    name = (f"{'sampling_' if sampling else ''}spec_bench_{_file_part(pair.name)}_"
-            f"{pair.device.type}{_dtype_suffix(args, pair)}{suffix}.json")
+    name = result_name("sampling" if sampling else "", "spec_bench", pair.name, pair.device.type,
+                       suffix=_dtype_suffix(args, pair) + suffix)
     print(f"wrote {write_results(doc, output_path(args, name))}")
 
 
 def cmd_costs(args: argparse.Namespace) -> None:
     from .harness.costs import cost_document
+    from .harness.environment import result_name
     from .models.pairs import load_pair
 
     pair = load_pair(args.pair, device=args.device, pack_weights=False)
@@ -251,7 +250,7 @@ def cmd_costs(args: argparse.Namespace) -> None:
             one = curve["1"]
             print(f"{role:>6} {name:>7}: " + "  ".join(f"{n}:{t / one:.2f}" for n, t in curve.items())
                   + f"   (x one-token step = {one * 1000:.1f} ms)")
-    name = f"costs_{_file_part(pair.name)}_{pair.device.type}{_dtype_suffix(args, pair)}.json"
+    name = result_name("costs", pair.name, pair.device.type, suffix=_dtype_suffix(args, pair))
     print(f"wrote {write_json(doc, output_path(args, name))}")
 
 
@@ -281,13 +280,13 @@ def _floats(text: str) -> list[float]:
 def cmd_draft_report(args: argparse.Namespace) -> None:
     import json
 
-    from .harness.bench import environment
     from .harness.draft_quality import (
         agreement_profile,
         linear_acceptance,
         memorization_check,
         step_cost_ratio,
     )
+    from .harness.environment import environment, result_name
     from .models.embedded import load_draft_meta
     from .models.pairs import load_pair
 
@@ -320,7 +319,7 @@ def cmd_draft_report(args: argparse.Namespace) -> None:
                           "linear_acceptance": linear_acceptance(pair.target, pair.head, pair.tokenizer, k=4,
                                                                  num_prompts=args.prompts)}
     print(json.dumps(report, indent=1))
-    name = f"{_file_part(pair.name)}_draft_quality{_dtype_suffix(args, pair)}.json"
+    name = result_name(pair.name, "draft_quality", suffix=_dtype_suffix(args, pair))
     print(f"wrote {write_json(report, output_path(args, name))}")
 
 

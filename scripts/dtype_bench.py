@@ -24,8 +24,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from dynatree_lib.harness.bench import environment, parse_methods
+from dynatree_lib.harness.bench import parse_methods
 from dynatree_lib.harness.data import chat_prompt
+from dynatree_lib.harness.environment import environment
 from dynatree_lib.harness.exactness import classify_divergence
 from dynatree_lib.harness.paired import paired_difference
 from dynatree_lib.harness.resources import output_dir
@@ -62,8 +63,7 @@ def main(argv: list[str] | None = None) -> None:
                 pair = pairs[name]
                 bar.set_postfix_str(f"{method.label} {name}")
                 runs[f"{method.label} {name}"] = run_method(
-                    method, pair.target, pair.draft, input_ids, args.max_new_tokens, True, pair.head,
-                    pair.default_drafter, None, index)
+                    method, pair, input_ids, args.max_new_tokens, stop_at_eos=True, seed=index)
                 bar.update()
             if index < len(warmup):
                 continue

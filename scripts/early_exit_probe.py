@@ -28,9 +28,9 @@ import sys
 import torch
 
 from dynatree_lib.core.timing import now
-from dynatree_lib.harness.bench import environment
 from dynatree_lib.harness.data import prompt_set
 from dynatree_lib.harness.draft_quality import early_exit_agreement, early_exit_cost_ratio
+from dynatree_lib.harness.environment import environment
 from dynatree_lib.harness.resources import output_dir, result_file
 from dynatree_lib.models.pairs import load_pair
 

@@ -21,13 +21,15 @@ import argparse
 import datetime
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from dynatree_lib.harness.bench import environment, parse_methods
+from dynatree_lib.harness.bench import parse_methods
 from dynatree_lib.harness.data import chat_prompt, prompt_set
+from dynatree_lib.harness.environment import environment
 from dynatree_lib.harness.paired import paired_difference
 from dynatree_lib.harness.resources import output_dir
 from dynatree_lib.harness.runner import run_method
@@ -64,9 +66,11 @@ def main(argv: list[str] | None = None) -> None:
     if methods[0].kind != "ar":
         raise SystemExit("--methods must start with ar (the reference)")
     pair = load_pair("embedded", pack_weights=False)   # the baseline head takes the target's rows first
-    new = pair.head if args.head is None else FeatureDrafter(load_head(pair.target, args.head), pair.target)
-    heads = {"new": new, "baseline": FeatureDrafter(load_head(pair.target, args.baseline), pair.target)}
-    for model in (pair.target, pair.draft, *(head.head for head in heads.values())):
+    if args.head is not None:
+        pair.drafters["head"] = FeatureDrafter(load_head(pair.target, args.head), pair.target)
+    pair.drafters["baseline"] = FeatureDrafter(load_head(pair.target, args.baseline), pair.target)
+    heads = {"new": "head", "baseline": "baseline"}      # the run's two heads, as the pair names them
+    for model in (pair.target, pair.draft, *(pair.drafters[name].head for name in heads.values())):
         pack_linear_weights(model)                       # then everything is packed, as load_pair does
     pair.packed = True
     jobs = [(m, name) for m in methods for name in (heads if m.drafter == "head" else [None])]
@@ -85,9 +89,9 @@ def main(argv: list[str] | None = None) -> None:
                 runs = {}
                 for method, name in jobs[shift:] + jobs[:shift]:
                     bar.set_postfix_str(f"{workload} {label(method, name)}")
-                    runs[label(method, name)] = run_method(method, pair.target, pair.draft, input_ids,
-                                                           args.max_new_tokens, stop,
-                                                           heads[name or "new"], "head")
+                    drafter = heads[name] if name else method.drafter
+                    runs[label(method, name)] = run_method(replace(method, drafter=drafter), pair, input_ids,
+                                                           args.max_new_tokens, stop_at_eos=stop)
                     bar.update()
                 if meta["warmup"]:
                     continue

@@ -76,8 +76,8 @@ def test_mismatch_is_reported_not_averaged(pair, capsys):
 
     real = bench.run_method
 
-    def corrupt(method, *args):
-        record = real(method, *args)
+    def corrupt(method, *args, **kwargs):
+        record = real(method, *args, **kwargs)
         if method.label == "short":
             record["tokens"] = record["tokens"][:-1] + [record["tokens"][-1] + 1]
         return record
@@ -134,3 +134,26 @@ def test_self_repetition_and_copy_rate():
     assert self_repetition([1, 2]) is None
     assert copy_rate([1, 2, 3, 4], [2, 3, 4, 9]) == pytest.approx(1 / 2)
     assert copy_rate([1, 2, 3], [5]) is None
+
+
+def test_a_pair_holds_any_number_of_named_drafters(pair):
+    """The harness iterates over the pair's drafters by name: a third one needs no code."""
+    from tiny_models import noisy_copy
+
+    from dynatree_lib.harness.bench import parse_methods
+
+    target, draft = pair
+    other = noisy_copy(target, 0.05, seed=7)
+    bench_pair = ModelPair(target, draft, None, "tiny", target.device, target.dtype,
+                           drafters={"noisier": other}, default_drafter="noisier")
+    methods = parse_methods("dynatree,dynatree@model,dynatree@noisier")
+    doc = run_benchmark(bench_pair, [prompt(s, length=10).tolist()[0] for s in range(2)], methods,
+                        max_new_tokens=12, warmup=1, progress=False)
+    assert {r["method"]: r["drafter"] for r in doc["records"]} == {
+        "ar": None, "dynatree": "noisier", "dynatree@model": "model", "dynatree@noisier": "noisier"}
+    assert all(a["identical_to_ar"] for a in doc["aggregates"].values())
+    assert set(doc["pair"]["drafters"]) == {"model", "noisier"}
+    assert doc["pair"]["default_drafter"] == "noisier"
+    with pytest.raises(ValueError, match="no drafter 'missing'"):
+        run_benchmark(bench_pair, [prompt(0).tolist()[0]] * 2, parse_methods("dynatree@missing"), 4,
+                      warmup=1, progress=False)

@@ -4,7 +4,8 @@
     or refused by name; (b) prompt ids the draft cannot embed; (c) statistics stop where
     the output stops; (d) lookup nodes are counted apart from drafted depth; (e) the mask
     probe is keyed on dtype and attention implementation; (f) sliding windows are checked
-    against what the cache must hold; (g) half-precision verdicts.
+    against what the cache must hold; (g) half-precision verdicts; (h) the loop asks of a
+    drafter only what the Drafter protocol declares, and the method table drives it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import copy
 
 import pytest
 import torch
-from tiny_models import VOCAB, build_target, hf_greedy, noisy_copy, prompt
+from tiny_models import VOCAB, ProtocolOnly, build_target, hf_greedy, noisy_copy, prompt
 from transformers import MistralConfig, MistralForCausalLM
 
 import dynatree_lib.core.compat as compat
@@ -319,3 +320,42 @@ def test_classify_divergence_reads_the_reference_margin(pair):
     assert d.verdict == ("near-tie" if d.margin <= d.bound else "mismatch")
     assert d.verdict == "mismatch"  # float32: rounding cannot explain a real margin
     assert classify_divergence(target, ids, reference, reference[:5]).verdict == "mismatch"
+
+
+# ---- (h) seams: the drafter protocol and the table of methods ---------------------------------
+
+@pytest.mark.parametrize("method", METHODS[1:] + [DynaTree(lookup=4)], ids=repr)
+def test_the_loop_needs_only_the_drafter_protocol(method):
+    target = build_target("llama")
+    draft = noisy_copy(target, 0.02)
+    ids = prompt(120, length=8)
+    result = generate(target, ProtocolOnly(draft), ids, method, 24, eos_token_id=[])
+    assert result.new_tokens == hf_greedy(target, ids, 24)
+    sampled = generate(target, ProtocolOnly(draft), ids, DynaTree(), 8, eos_token_id=[], do_sample=True,
+                       generator=torch.Generator().manual_seed(0))
+    assert len(sampled.new_tokens) == 8
+
+
+def test_a_method_registered_in_the_table_runs_without_touching_the_loop():
+    """A new method is a config class plus a registered growth rule: a chain of two, here."""
+    from dataclasses import dataclass
+
+    from dynatree_lib.core.growth import METHODS as TABLE
+    from dynatree_lib.core.growth import linear_rule, method_entry, register_method
+
+    @dataclass(frozen=True)
+    class Pairs:
+        k: int = 2
+
+    register_method("pairs", Pairs)(lambda method, controller, cap: linear_rule(Linear(k=2), None, cap))
+    try:
+        target = build_target("llama")
+        ids = prompt(121, length=8)
+        result = generate(target, noisy_copy(target, 0.02), ids, Pairs(), 20, eos_token_id=[])
+        assert result.new_tokens == hf_greedy(target, ids, 20)
+        assert max(result.stats.drafted_depth) == 2 and method_entry(Pairs()).name == "pairs"
+    finally:
+        del TABLE["pairs"]
+    with pytest.raises(TypeError, match="method must be one of"):
+        generate(target, None, ids, Pairs(), 4)
+

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_models import build_target, hf_greedy, prompt
+from tiny_models import ProtocolOnly, build_target, hf_greedy, prompt
 
 from dynatree_lib import Autoregressive, DynaTree, FixedTree, Linear, generate
 from dynatree_lib.models.feature_head import FeatureDrafter, build_head, load_head, save_head
@@ -18,6 +18,14 @@ def target_and_head():
     target = build_target("llama")
     head = build_head(target, torch.arange(64)).eval()  # a shortlist of 64 of the 96 ids
     return target, FeatureDrafter(head, target)
+
+
+@pytest.mark.parametrize("method", METHODS, ids=repr)
+def test_the_loop_needs_only_the_drafter_protocol_of_the_head(target_and_head, method):
+    target, drafter = target_and_head
+    ids = prompt(210, length=8)
+    result = generate(target, ProtocolOnly(drafter), ids, method, 24, eos_token_id=[])
+    assert result.new_tokens == hf_greedy(target, ids, 24)
 
 
 @pytest.mark.parametrize("method", METHODS, ids=repr)
@@ -103,7 +111,7 @@ def test_benchmark_runs_both_drafters_in_one_run(target_and_head):
 
     target, drafter = target_and_head
     pair = ModelPair(target, noisy_copy(target, 0.02), None, "tiny", target.device, target.dtype,
-                     head=drafter, default_drafter="head")
+                     drafters={"head": drafter}, default_drafter="head")
     methods = parse_methods("hf-assisted,dynatree@model,dynatree@head,linear,fixed:depth=3:branch=2:"
                             "threshold=0.05@head")
     doc = run_benchmark(pair, [prompt(s).tolist()[0] for s in range(2)], methods, 12, warmup=1,

@@ -11,7 +11,7 @@ from tiny_models import prompt
 
 from dynatree_lib import FixedTree, generate
 from dynatree_lib.harness.bench import read_results
-from dynatree_lib.harness.costs import read_costs
+from dynatree_lib.harness.costs import predicted_vs_measured, read_costs
 
 go = pytest.importorskip("plotly.graph_objects")
 viz = pytest.importorskip("dynatree_lib.book.viz")
@@ -217,7 +217,7 @@ def test_results_frame_flags_mismatches():
 def test_cost_model_uses_measured_curves_and_counts():
     doc = read_results(RESULTS / "main_wikitext2_embedded_cpu.json")
     costs = read_costs(RESULTS / "costs_embedded_cpu.json")
-    rows = {r["method"]: r for r in viz.predicted_vs_measured(doc, costs)}
+    rows = {r["method"]: r for r in predicted_vs_measured(doc, costs)}
     assert "ar" not in rows and {"dynatree@model", "dynatree@head"} <= set(rows)
     for label in ("dynatree@model", "dynatree@head"):
         a, row = doc["aggregates"][label], rows[label]
@@ -275,7 +275,7 @@ def test_spec_bench_figure_shows_one_task_group_at_a_time():
 
 def test_cost_model_figure_names_points_in_hover_and_legend_only():
     doc = read_results(RESULTS / "main_wikitext2_embedded_cpu.json")
-    rows = viz.predicted_vs_measured(doc, read_costs(RESULTS / "costs_embedded_cpu.json"))
+    rows = predicted_vs_measured(doc, read_costs(RESULTS / "costs_embedded_cpu.json"))
     fig = viz.cost_model_figure(rows)
     assert [t.name for t in fig.data[1:]] == [r["method"] for r in rows]
     assert all("text" not in t.mode for t in fig.data)

@@ -45,3 +45,20 @@ def hf_greedy(target, input_ids, max_new_tokens: int, eos_token_id=None) -> list
 
 def prompt(seed: int, length: int = 12):
     return torch.randint(0, VOCAB, (1, length), generator=torch.Generator().manual_seed(seed), device="cpu")
+
+
+class ProtocolOnly:
+    """A drafter that shows the decoding loop the Drafter protocol's members and nothing else:
+    any other attribute the loop asks for fails loudly."""
+
+    def __init__(self, inner) -> None:
+        from dynatree_lib.core.drafter import as_drafter
+
+        object.__setattr__(self, "_inner", as_drafter(inner))
+
+    def __getattr__(self, name: str):
+        from dynatree_lib.core.drafter import DRAFTER_MEMBERS
+
+        if name not in DRAFTER_MEMBERS:
+            raise AttributeError(f"the loop used {name!r}, which is not in the Drafter protocol")
+        return getattr(self._inner, name)

@@ -10,19 +10,32 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
+from ..harness.bench import SCHEMA as BENCH_SCHEMA
 from ..harness.bench import read_results
-from ..harness.costs import read_costs
+from ..harness.costs import COSTS_SCHEMA, read_costs
+from ..harness.environment import result_name
 from ..harness.paired import paired_difference
 from ..harness.repetition import self_repetition
 from ..harness.resources import find_results
+from ..models.pairs import DRAFTER_TITLES
 
-MAIN = {"wikitext2": "main_wikitext2_embedded_cpu.json", "pg19": "main_pg19_embedded_cpu.json"}
-SPEC_BENCH = "spec_bench_embedded_cpu.json"
+# The files the book reads: named as the CLI names them (harness.environment.result_name).
+MAIN = {dataset: result_name("main", dataset, "embedded", "cpu") for dataset in ("wikitext2", "pg19")}
+SPEC_BENCH = result_name("spec_bench", "embedded", "cpu")
+COSTS = result_name("costs", "embedded", "cpu")
+DRAFT_QUALITY = result_name("embedded", "draft_quality")
+ABLATION = result_name("ablation", "wikitext2", "embedded", "cpu")
+SENSITIVITY = result_name("sensitivity", "wikitext2", "embedded", "cpu")
+SCALING_LENGTH = result_name("scaling_length", "wikitext2", "embedded", "cpu", suffix="_T*")
+SCALING_PROMPT = result_name("scaling_prompt", "wikitext2", "embedded", "cpu", suffix="_P*")
 # bfloat16 on the CPU (``--dtype bfloat16``): its own runs, checked against the bfloat16 target
-BF16 = {"costs": "costs_embedded_cpu_bfloat16.json", "sb": "spec_bench_embedded_cpu_bfloat16.json",
-        "wt": "main_wikitext2_embedded_cpu_bfloat16.json", "dtype": "dtype_spec_bench_embedded_cpu.json"}
-ABLATION = "ablation_wikitext2_embedded_cpu.json"
+BF16 = {"costs": result_name("costs", "embedded", "cpu", suffix="_bfloat16"),
+        "sb": result_name("spec_bench", "embedded", "cpu", suffix="_bfloat16"),
+        "wt": result_name("main", "wikitext2", "embedded", "cpu", suffix="_bfloat16"),
+        "dtype": "dtype_spec_bench_embedded_cpu.json"}  # scripts/dtype_bench.py
+HEAD_TRAINING = "head_training.json"            # python -m dynatree_lib.train.head
 HEAD_BENCH = "head_bench_embedded_cpu.json"    # scripts/head_bench.py: two heads in one run
 EARLY_EXIT = "early_exit_probe.json"           # scripts/early_exit_probe.py: self-speculative drafts
 LADDER = ("fixed tree", "+ dynamic breadth", "+ dynamic depth", "+ pruning", "+ history (goodput)")
@@ -67,146 +80,211 @@ def _available(name: str) -> bool:
     return bool(find_results(name))
 
 
-def book_numbers() -> dict[str, float | str]:
-    """{name: value} of every number the chapters cite from ``results/`` (see the module doc)."""
-    numbers: dict[str, float | str] = {}
-    for dataset, name in MAIN.items():
-        if not _available(name):
-            continue
-        doc = read_results(name)
-        key = "wt" if dataset == "wikitext2" else "pg"
-        numbers[f"{key}_ar_tps"] = _mean(doc, "ar", "throughput")
-        numbers[f"{key}_date"] = doc["environment"]["date"][:10]
-        numbers[f"{key}_prompts"] = doc["protocol"]["num_prompts"]
-        numbers[f"{key}_self_repetition"] = ar_self_repetition(doc)
-        if "dynatree@model" in doc["aggregates"]:
-            numbers[f"{key}_controller"] = _controller(doc, "dynatree@model")
-        for label in doc["aggregates"]:
-            numbers[f"{key}_{slug(label)}_speedup"] = _mean(doc, label, "speedup")
-            if "controller_at_bound" in doc["aggregates"][label]:
-                numbers[f"{key}_{slug(label)}_at_bound"] = _mean(doc, label, "controller_at_bound")
-            numbers[f"{key}_{slug(label)}_tau"] = _mean(doc, label, "tau")
-        numbers[f"{key}_exact"] = "yes" if all(a["identical_to_ar"] for a in doc["aggregates"].values()) \
-            else "NO"
-        if dataset == "wikitext2":
-            for label in ("dynatree@model", "dynatree@head"):
-                if label not in doc["aggregates"]:
-                    continue
-                a, name = doc["aggregates"][label], f"wt_{slug(label)}"
-                iterations = a["iterations"]["mean"]
-                numbers[f"{name}_verify_ms"] = 1000 * a["time_verify"]["mean"] / iterations
-                numbers[f"{name}_draft_ms"] = 1000 * a["time_draft"]["mean"] / iterations
-                numbers[f"{name}_other_ms"] = 1000 * a["time_other"]["mean"] / iterations
-                numbers[f"{name}_nodes"] = a["mean_tree_size"]["mean"]
-                numbers[f"{name}_draft_forwards"] = a["draft_forwards"]["mean"] / iterations
-                numbers[f"{name}_acceptance"] = a["acceptance_rate"]["mean"]
-            numbers["wt_ar_ms"] = 1000 * _mean(doc, "ar", "time_total") / _mean(doc, "ar", "new_tokens")
-        drafters = {"head_model": ("dynatree@head", "dynatree@model"),
-                    "assisted": ("dynatree@model", "hf-assisted")}   # the same draft, tree vs HF's chain
-        numbers.update(paired_numbers(doc, f"{key}_pair", drafters))
-    if _available("embedded_draft_quality.json"):
-        report = json.loads(find_results("embedded_draft_quality.json")[0].read_text())
-        numbers["dq_model_agreement"] = report["teacher_forced_agreement"]
-        numbers["dq_model_cost"] = report["cost"]["ratio"]
-        numbers["dq_model_linear_acceptance"] = report["linear_acceptance"]["per_token"]
-        if "head" in report:
-            for depth, value in enumerate(report["head"]["agreement"]["by_depth"], 1):
-                numbers[f"dq_head_agreement_{depth}"] = value
-            numbers["dq_head_cost"] = report["head"]["cost"]["ratio"]
-            numbers["dq_head_linear_acceptance"] = report["head"]["linear_acceptance"]["per_token"]
-    if _available("head_training.json"):
-        curve = json.loads(find_results("head_training.json")[0].read_text())
-        numbers["ht_minutes"] = curve["total_seconds"] / 60
-        numbers["ht_steps"] = curve["meta"]["steps"]
-        numbers["ht_steps_done"] = curve["meta"].get("steps_done", curve["meta"]["steps"])
-        numbers["ht_positions"] = curve["meta"]["training_positions"]
-        for depth, value in enumerate(curve["curve"][-1]["agreement"], 1):
-            numbers[f"ht_heldout_agreement_{depth}"] = value
-        numbers.update(head_training_numbers(curve))
-    if _available(HEAD_BENCH):
-        numbers.update(head_bench_numbers(json.loads(find_results(HEAD_BENCH)[0].read_text())))
-    if _available(EARLY_EXIT):
-        numbers.update(early_exit_numbers(json.loads(find_results(EARLY_EXIT)[0].read_text())))
-    if _available("costs_embedded_cpu.json"):
-        costs = read_costs("costs_embedded_cpu.json")
-        for weights in ("default", "packed"):
-            curve = costs["curves"]["target"].get(weights)
-            if curve:
-                numbers[f"cost_{weights}_ms"] = 1000 * curve["1"]
-                for n in ("2", "4", "8", "16", "64"):
-                    numbers[f"cost_{weights}_r{n}"] = curve[n] / curve["1"]
-        if "packed" in costs["curves"]["target"]:
-            numbers["cost_default_over_packed"] = numbers["cost_default_ms"] / numbers["cost_packed_ms"]
-        draft = costs["curves"]["draft"].get("packed") or costs["curves"]["draft"]["default"]
-        target = costs["curves"]["target"].get("packed") or costs["curves"]["target"]["default"]
-        numbers["cost_beta"] = draft["1"] / target["1"]
-        numbers["cost_repeats"] = costs["repeats"]
-        rmin_n = min(target, key=target.get)
-        numbers["cost_packed_rmin"] = target[rmin_n] / target["1"]
-        numbers["cost_packed_rmin_n"] = int(rmin_n)
-        numbers["cost_rn_note"] = (
-            f"With packed weights r(n) falls below 1 for small n in this file: a forward of {rmin_n} "
-            f"tokens took {target[rmin_n] / target['1']:.2f} of a one-token step. The one-token forward "
-            "is a matrix–vector product, the others small matrix–matrix products, and the packed "
-            "kernels can serve the latter better; we have not traced which kernels oneDNN picks. AR "
-            "pays the one-token cost on every token, so there a small tree costs less than an AR step."
-            if target[rmin_n] < target["1"] else
-            "In this file r(n) ≥ 1 at every n: no forward over several tokens was cheaper than a "
-            "one-token step. (The file of 2026-12-02, measured on another CPU of this project's "
-            "machines with 5 timed forwards per point, had r(n) dip below 1 for 3-8 tokens.)")
-        if _available(MAIN["wikitext2"]):
-            numbers.update(cost_model_numbers(read_results(MAIN["wikitext2"]), costs))
-    if _available(ABLATION):
-        numbers.update(ablation_numbers(read_results(ABLATION)))
-    if _available("sensitivity_wikitext2_embedded_cpu.json"):
-        doc = read_results("sensitivity_wikitext2_embedded_cpu.json")
-        variants = [m for m in doc["aggregates"] if m != "ar"]
-        numbers["se_prompts"] = doc["protocol"]["num_prompts"]
-        numbers["se_controller"] = _controller(doc, "dynatree default")
-        numbers["se_default_speedup"] = _mean(doc, "dynatree default", "speedup")
-        numbers["se_min_speedup"] = min(_mean(doc, m, "speedup") for m in variants)
-        numbers["se_max_speedup"] = max(_mean(doc, m, "speedup") for m in variants)
-        numbers["se_best"] = max(variants, key=lambda m: _mean(doc, m, "speedup"))
-    lengths = find_results("scaling_length_wikitext2_embedded_cpu_T*.json")
-    if lengths:
-        docs = sorted((read_results(p) for p in lengths), key=lambda d: d["protocol"]["max_new_tokens"])
-        numbers["sl_prompts"] = docs[0]["protocol"]["num_prompts"]
-        numbers["sl_controller"] = _controller(docs[0], "dynatree")
-        numbers["sl_short_T"] = docs[0]["protocol"]["max_new_tokens"]
-        numbers["sl_long_T"] = docs[-1]["protocol"]["max_new_tokens"]
-        numbers["sl_short_dynatree_speedup"] = _mean(docs[0], "dynatree", "speedup")
-        numbers["sl_long_dynatree_speedup"] = _mean(docs[-1], "dynatree", "speedup")
-        numbers["sl_trend"] = "rises" if numbers["sl_long_dynatree_speedup"] > numbers[
-            "sl_short_dynatree_speedup"] else "falls"
-    prompt_lengths = find_results("scaling_prompt_wikitext2_embedded_cpu_P*.json")
-    if prompt_lengths:
-        docs = [read_results(p) for p in prompt_lengths]
-        numbers["sp_prompts"] = docs[0]["protocol"]["num_prompts"]
-        speedups = [_mean(d, "dynatree", "speedup") for d in docs]
-        numbers["sp_min_dynatree_speedup"] = min(speedups)
-        numbers["sp_max_dynatree_speedup"] = max(speedups)
-    numbers.update(bf16_numbers())
-    if _available(SPEC_BENCH):
-        doc = read_results(SPEC_BENCH)
-        numbers["sb_per_group"] = doc["protocol"].get("per_group") or 80
-        numbers["sb_prompts"] = doc["protocol"]["num_prompts"]
-        numbers["sb_exact"] = "yes" if all(a["identical_to_ar"] for a in doc["aggregates"].values()) else "NO"
-        for group, totals in doc["groups"].items():
-            for label, t in totals.items():
-                numbers[f"sb_{group}_{slug(label)}_speedup"] = t["speedup"]
-                numbers[f"sb_{group}_{slug(label)}_tau"] = t["tau"]
-            numbers[f"sb_{group}_copy_rate"] = totals["ar"]["copy_rate"]
-            numbers[f"sb_{group}_self_repetition"] = totals["ar"]["self_repetition"]
-        for label, a in doc["aggregates"].items():
-            if "controller_at_bound" in a:
-                numbers[f"sb_{slug(label)}_at_bound"] = a["controller_at_bound"]["mean"]
-        numbers.update(paired_numbers(doc, "sb_pair", SPEC_BENCH_PAIRS))
-    docs = [read_results(f) for f in (*MAIN.values(), SPEC_BENCH) if _available(f)]
-    if any(doc["pair"].get("head") for doc in docs):    # which head they measured, for chapter 7
-        earlier = earlier_heads(docs)
-        numbers["bench_head"] = "the committed head" if not earlier else \
-            "an earlier head (" + ", ".join(f"@{h}" for h in earlier) + ")"
+Numbers = dict[str, float | str]
+EXTRACTORS: list[tuple[tuple[str, ...], Callable[..., Numbers]]] = []
+
+
+def extracts(*names: str):
+    """Register an extractor of the result files ``names``: it is given each file's document,
+    in order, and runs only when all of them exist. A name with ``*`` gives the list of every
+    matching document (by file name), and needs at least one."""
+    def add(extract: Callable[..., Numbers]) -> Callable[..., Numbers]:
+        EXTRACTORS.append((names, extract))
+        return extract
+    return add
+
+
+def load(path) -> dict:
+    """A result file's document, validated when it follows a schema of the harness."""
+    doc = json.loads(path.read_text())
+    if doc.get("schema") == BENCH_SCHEMA:
+        return read_results(path)
+    if doc.get("schema") == COSTS_SCHEMA:
+        return read_costs(path)
+    return doc
+
+
+def book_numbers() -> Numbers:
+    """{name: value} of every number the chapters cite from ``results/``: what each registered
+    extractor computes from the files it reads (files missing: its numbers are absent)."""
+    numbers: Numbers = {}
+    for names, extract in EXTRACTORS:
+        docs = []
+        for name in names:
+            found = find_results(name)
+            if not found:
+                break
+            docs.append([load(path) for path in found] if "*" in name else load(found[0]))
+        else:
+            numbers.update(extract(*docs))
     return numbers
+
+
+def main_numbers(doc: dict, key: str) -> Numbers:
+    """``{key}_*``: a main comparison's AR speed, each method's speedup and tau, exactness and the
+    paired intervals of the head against the draft model and of DynaTree against HF assisted."""
+    numbers: Numbers = {f"{key}_ar_tps": _mean(doc, "ar", "throughput"),
+                        f"{key}_date": doc["environment"]["date"][:10],
+                        f"{key}_prompts": doc["protocol"]["num_prompts"],
+                        f"{key}_self_repetition": ar_self_repetition(doc)}
+    if "dynatree@model" in doc["aggregates"]:
+        numbers[f"{key}_controller"] = _controller(doc, "dynatree@model")
+    for label in doc["aggregates"]:
+        numbers[f"{key}_{slug(label)}_speedup"] = _mean(doc, label, "speedup")
+        if "controller_at_bound" in doc["aggregates"][label]:
+            numbers[f"{key}_{slug(label)}_at_bound"] = _mean(doc, label, "controller_at_bound")
+        numbers[f"{key}_{slug(label)}_tau"] = _mean(doc, label, "tau")
+    numbers[f"{key}_exact"] = "yes" if all(a["identical_to_ar"] for a in doc["aggregates"].values()) else "NO"
+    drafters = {"head_model": ("dynatree@head", "dynatree@model"),
+                "assisted": ("dynatree@model", "hf-assisted")}   # the same draft, tree vs HF's chain
+    numbers.update(paired_numbers(doc, f"{key}_pair", drafters))
+    return numbers
+
+
+@extracts(MAIN["wikitext2"])
+def wikitext_numbers(doc: dict) -> Numbers:
+    """WikiText-2's main comparison, with DynaTree's time per iteration by phase."""
+    numbers = main_numbers(doc, "wt")
+    for label in ("dynatree@model", "dynatree@head"):
+        if label not in doc["aggregates"]:
+            continue
+        a, name = doc["aggregates"][label], f"wt_{slug(label)}"
+        iterations = a["iterations"]["mean"]
+        numbers[f"{name}_verify_ms"] = 1000 * a["time_verify"]["mean"] / iterations
+        numbers[f"{name}_draft_ms"] = 1000 * a["time_draft"]["mean"] / iterations
+        numbers[f"{name}_other_ms"] = 1000 * a["time_other"]["mean"] / iterations
+        numbers[f"{name}_nodes"] = a["mean_tree_size"]["mean"]
+        numbers[f"{name}_draft_forwards"] = a["draft_forwards"]["mean"] / iterations
+        numbers[f"{name}_acceptance"] = a["acceptance_rate"]["mean"]
+    numbers["wt_ar_ms"] = 1000 * _mean(doc, "ar", "time_total") / _mean(doc, "ar", "new_tokens")
+    return numbers
+
+
+@extracts(MAIN["pg19"])
+def pg19_numbers(doc: dict) -> Numbers:
+    return main_numbers(doc, "pg")
+
+
+@extracts(DRAFT_QUALITY)
+def draft_quality_numbers(report: dict) -> Numbers:
+    """``dq_*``: the draft report, the draft model's and (if present) the head's."""
+    numbers: Numbers = {"dq_model_agreement": report["teacher_forced_agreement"],
+                        "dq_model_cost": report["cost"]["ratio"],
+                        "dq_model_linear_acceptance": report["linear_acceptance"]["per_token"]}
+    if "head" in report:
+        for depth, value in enumerate(report["head"]["agreement"]["by_depth"], 1):
+            numbers[f"dq_head_agreement_{depth}"] = value
+        numbers["dq_head_cost"] = report["head"]["cost"]["ratio"]
+        numbers["dq_head_linear_acceptance"] = report["head"]["linear_acceptance"]["per_token"]
+    return numbers
+
+
+@extracts(HEAD_TRAINING)
+def head_curve_numbers(curve: dict) -> Numbers:
+    """``ht_*``: the head's training run, its minutes and held-out agreement at the end."""
+    numbers: Numbers = {"ht_minutes": curve["total_seconds"] / 60, "ht_steps": curve["meta"]["steps"],
+                        "ht_steps_done": curve["meta"].get("steps_done", curve["meta"]["steps"]),
+                        "ht_positions": curve["meta"]["training_positions"]}
+    for depth, value in enumerate(curve["curve"][-1]["agreement"], 1):
+        numbers[f"ht_heldout_agreement_{depth}"] = value
+    numbers.update(head_training_numbers(curve))
+    return numbers
+
+
+@extracts(COSTS)
+def cost_numbers(costs: dict) -> Numbers:
+    """``cost_*``: the forward-cost curves r(n), packed and not, and the draft's share beta."""
+    numbers: Numbers = {}
+    for weights in ("default", "packed"):
+        curve = costs["curves"]["target"].get(weights)
+        if curve:
+            numbers[f"cost_{weights}_ms"] = 1000 * curve["1"]
+            for n in ("2", "4", "8", "16", "64"):
+                numbers[f"cost_{weights}_r{n}"] = curve[n] / curve["1"]
+    if "packed" in costs["curves"]["target"]:
+        numbers["cost_default_over_packed"] = numbers["cost_default_ms"] / numbers["cost_packed_ms"]
+    draft = costs["curves"]["draft"].get("packed") or costs["curves"]["draft"]["default"]
+    target = costs["curves"]["target"].get("packed") or costs["curves"]["target"]["default"]
+    numbers["cost_beta"] = draft["1"] / target["1"]
+    numbers["cost_repeats"] = costs["repeats"]
+    rmin_n = min(target, key=target.get)
+    numbers["cost_packed_rmin"] = target[rmin_n] / target["1"]
+    numbers["cost_packed_rmin_n"] = int(rmin_n)
+    numbers["cost_rn_note"] = (
+        f"With packed weights r(n) falls below 1 for small n in this file: a forward of {rmin_n} "
+        f"tokens took {target[rmin_n] / target['1']:.2f} of a one-token step. The one-token forward "
+        "is a matrix–vector product, the others small matrix–matrix products, and the packed "
+        "kernels can serve the latter better; we have not traced which kernels oneDNN picks. AR "
+        "pays the one-token cost on every token, so there a small tree costs less than an AR step."
+        if target[rmin_n] < target["1"] else
+        "In this file r(n) ≥ 1 at every n: no forward over several tokens was cheaper than a "
+        "one-token step. (The file of 2026-12-02, measured on another CPU of this project's "
+        "machines with 5 timed forwards per point, had r(n) dip below 1 for 3-8 tokens.)")
+    return numbers
+
+
+@extracts(SENSITIVITY)
+def sensitivity_numbers(doc: dict) -> Numbers:
+    """``se_*``: DynaTree's settings around its defaults, the range of their speedups."""
+    variants = [m for m in doc["aggregates"] if m != "ar"]
+    return {"se_prompts": doc["protocol"]["num_prompts"],
+            "se_controller": _controller(doc, "dynatree default"),
+            "se_default_speedup": _mean(doc, "dynatree default", "speedup"),
+            "se_min_speedup": min(_mean(doc, m, "speedup") for m in variants),
+            "se_max_speedup": max(_mean(doc, m, "speedup") for m in variants),
+            "se_best": max(variants, key=lambda m: _mean(doc, m, "speedup"))}
+
+
+@extracts(SCALING_LENGTH)
+def scaling_length_numbers(docs: list[dict]) -> Numbers:
+    """``sl_*``: DynaTree's speedup at the shortest and the longest generation."""
+    docs = sorted(docs, key=lambda d: d["protocol"]["max_new_tokens"])
+    short, long = _mean(docs[0], "dynatree", "speedup"), _mean(docs[-1], "dynatree", "speedup")
+    return {"sl_prompts": docs[0]["protocol"]["num_prompts"],
+            "sl_controller": _controller(docs[0], "dynatree"),
+            "sl_short_T": docs[0]["protocol"]["max_new_tokens"],
+            "sl_long_T": docs[-1]["protocol"]["max_new_tokens"],
+            "sl_short_dynatree_speedup": short, "sl_long_dynatree_speedup": long,
+            "sl_trend": "rises" if long > short else "falls"}
+
+
+@extracts(SCALING_PROMPT)
+def scaling_prompt_numbers(docs: list[dict]) -> Numbers:
+    """``sp_*``: the range of DynaTree's speedup over prompt lengths."""
+    speedups = [_mean(d, "dynatree", "speedup") for d in docs]
+    return {"sp_prompts": docs[0]["protocol"]["num_prompts"], "sp_min_dynatree_speedup": min(speedups),
+            "sp_max_dynatree_speedup": max(speedups)}
+
+
+@extracts(SPEC_BENCH)
+def spec_bench_numbers(doc: dict) -> Numbers:
+    """``sb_*``: Spec-Bench by task group, exactness, paired intervals against the baselines."""
+    numbers: Numbers = {"sb_per_group": doc["protocol"].get("per_group") or 80,
+                        "sb_prompts": doc["protocol"]["num_prompts"],
+                        "sb_exact": "yes" if all(a["identical_to_ar"] for a in doc["aggregates"].values())
+                        else "NO"}
+    for group, totals in doc["groups"].items():
+        for label, t in totals.items():
+            numbers[f"sb_{group}_{slug(label)}_speedup"] = t["speedup"]
+            numbers[f"sb_{group}_{slug(label)}_tau"] = t["tau"]
+        numbers[f"sb_{group}_copy_rate"] = totals["ar"]["copy_rate"]
+        numbers[f"sb_{group}_self_repetition"] = totals["ar"]["self_repetition"]
+    for label, a in doc["aggregates"].items():
+        if "controller_at_bound" in a:
+            numbers[f"sb_{slug(label)}_at_bound"] = a["controller_at_bound"]["mean"]
+    numbers.update(paired_numbers(doc, "sb_pair", SPEC_BENCH_PAIRS))
+    return numbers
+
+
+@extracts()
+def bench_head_numbers() -> Numbers:
+    """``bench_head``: which feature head the main files measured, for chapter 7."""
+    docs = [load(find_results(f)[0]) for f in (*MAIN.values(), SPEC_BENCH) if _available(f)]
+    if not any(doc["pair"].get("head") for doc in docs):
+        return {}
+    earlier = earlier_heads(docs)
+    return {"bench_head": "the committed head" if not earlier else
+            "an earlier head (" + ", ".join(f"@{h}" for h in earlier) + ")"}
 
 
 def head_training_numbers(curve: dict) -> dict[str, float | str]:
@@ -227,7 +305,8 @@ def head_training_numbers(curve: dict) -> dict[str, float | str]:
     return numbers
 
 
-def head_bench_numbers(doc: dict) -> dict[str, float | str]:
+@extracts(HEAD_BENCH)
+def head_bench_numbers(doc: dict) -> Numbers:
     """``hb_<workload>_<method>_{speedup,low,high,tau}`` and, for a new-head method, its paired
     difference over the baseline head (``..._gain``, ``_gain_low``, ``_gain_high``)."""
     numbers: dict[str, float | str] = {"hb_identical": "yes" if all(
@@ -247,7 +326,8 @@ def head_bench_numbers(doc: dict) -> dict[str, float | str]:
     return numbers
 
 
-def early_exit_numbers(doc: dict) -> dict[str, float | str]:
+@extracts(EARLY_EXIT)
+def early_exit_numbers(doc: dict) -> Numbers:
     """``ee_l<layer>_{top1,cost,linear}`` per exit layer and the trained drafters' best linear."""
     numbers: dict[str, float | str] = {"ee_layers": doc["agreement"]["of"]}
     for row in doc["exits"]:
@@ -276,57 +356,65 @@ def verdict_counts(doc: dict) -> dict[str, int]:
     return counts
 
 
-def bf16_numbers() -> dict[str, float | str]:
+@extracts(BF16["costs"])
+def bf16_cost_numbers(costs: dict) -> Numbers:
     """``bf_*``: bfloat16 against float32 on this CPU. Step costs come from one run
-    (``costs --dtype bfloat16``); the benchmarks' speedups are over the bfloat16 AR of the same
-    run, their verdicts against the bfloat16 target's own greedy output."""
-    numbers: dict[str, float | str] = {}
-    if _available(BF16["costs"]):
-        costs = read_costs(BF16["costs"])
-        for role in ("target", "draft"):
-            fp32, bf16 = costs["curves"][role].get("packed") or costs["curves"][role]["default"], \
-                costs["curves"][role]["bfloat16"]
-            numbers[f"bf_{role}_fp32_ms"], numbers[f"bf_{role}_bf16_ms"] = 1000 * fp32["1"], 1000 * bf16["1"]
-            for n in ("8", "16", "32"):
-                numbers[f"bf_{role}_fp32_r{n}"] = fp32[n] / fp32["1"]
-                numbers[f"bf_{role}_bf16_r{n}"] = bf16[n] / bf16["1"]
-                numbers[f"bf_{role}_bf16_over_fp32_n{n}"] = bf16[n] / fp32[n]
-            numbers[f"bf_{role}_bf16_over_fp32_n1"] = bf16["1"] / fp32["1"]
-        numbers["bf_costs_prefix"] = costs["prefix_len"]
-    for key in ("sb", "wt"):
-        if not _available(BF16[key]):
-            continue
-        doc = read_results(BF16[key])
-        numbers[f"bf_{key}_prompts"] = doc["protocol"]["num_prompts"]
-        numbers[f"bf_{key}_ar_tps"] = _mean(doc, "ar", "throughput")
-        counts = verdict_counts(doc)
-        for verdict, count in counts.items():
-            numbers[f"bf_{key}_{slug(verdict)}"] = count
-        numbers[f"bf_{key}_speculative"] = sum(counts.values())
-        margins = [r["margin"] for r in doc["records"]  # how far below the judge's top logit
-                   if r["method"] != "ar" and r["verdict"] != "identical" and r["margin"] is not None]
-        if margins:
-            numbers[f"bf_{key}_max_margin"] = max(margins)
-        for label in doc["aggregates"]:
-            if key == "sb":
-                totals = doc["groups"]["overall"][label]
-                numbers[f"bf_sb_{slug(label)}_speedup"], numbers[f"bf_sb_{slug(label)}_tau"] = \
-                    totals["speedup"], totals["tau"]
-            else:
-                numbers[f"bf_wt_{slug(label)}_speedup"] = _mean(doc, label, "speedup")
-                numbers[f"bf_wt_{slug(label)}_tau"] = _mean(doc, label, "tau")
-    if _available(BF16["dtype"]):  # scripts/dtype_bench.py: both dtypes on the same questions
-        doc = json.loads(find_results(BF16["dtype"])[0].read_text())
-        numbers["dt_questions"] = doc["questions"]
-        for label, s in doc["summary"].items():
-            for field in ("speedup", "low", "high", "tau"):
-                numbers[f"dt_{slug(label)}_{field}"] = s[field]
-        numbers["dt_ar_departs"] = doc["summary"]["ar bfloat16"]["departs_from_float32"]
-        bf16 = [s["verdicts"] for label, s in doc["summary"].items()
-                if label.endswith(" bfloat16") and not label.startswith("ar ")]
-        for verdict in ("identical", "near-tie", "mismatch"):
-            numbers[f"dt_bf16_{slug(verdict)}"] = sum(v[verdict] for v in bf16)
-        numbers["dt_bf16_speculative"] = sum(sum(v.values()) for v in bf16)
+    (``costs --dtype bfloat16``)."""
+    numbers: Numbers = {}
+    for role in ("target", "draft"):
+        fp32, bf16 = costs["curves"][role].get("packed") or costs["curves"][role]["default"], \
+            costs["curves"][role]["bfloat16"]
+        numbers[f"bf_{role}_fp32_ms"], numbers[f"bf_{role}_bf16_ms"] = 1000 * fp32["1"], 1000 * bf16["1"]
+        for n in ("8", "16", "32"):
+            numbers[f"bf_{role}_fp32_r{n}"] = fp32[n] / fp32["1"]
+            numbers[f"bf_{role}_bf16_r{n}"] = bf16[n] / bf16["1"]
+            numbers[f"bf_{role}_bf16_over_fp32_n{n}"] = bf16[n] / fp32[n]
+        numbers[f"bf_{role}_bf16_over_fp32_n1"] = bf16["1"] / fp32["1"]
+    numbers["bf_costs_prefix"] = costs["prefix_len"]
+    return numbers
+
+
+def bf16_bench_numbers(doc: dict, key: str) -> Numbers:
+    """``bf_{key}_*``: a bfloat16 benchmark; speedups over the bfloat16 AR of the same run,
+    verdicts against the bfloat16 target's own greedy output."""
+    numbers: Numbers = {f"bf_{key}_prompts": doc["protocol"]["num_prompts"],
+                        f"bf_{key}_ar_tps": _mean(doc, "ar", "throughput")}
+    counts = verdict_counts(doc)
+    for verdict, count in counts.items():
+        numbers[f"bf_{key}_{slug(verdict)}"] = count
+    numbers[f"bf_{key}_speculative"] = sum(counts.values())
+    margins = [r["margin"] for r in doc["records"]  # how far below the judge's top logit
+               if r["method"] != "ar" and r["verdict"] != "identical" and r["margin"] is not None]
+    if margins:
+        numbers[f"bf_{key}_max_margin"] = max(margins)
+    for label in doc["aggregates"]:
+        if key == "sb":
+            totals = doc["groups"]["overall"][label]
+            numbers[f"bf_sb_{slug(label)}_speedup"], numbers[f"bf_sb_{slug(label)}_tau"] = \
+                totals["speedup"], totals["tau"]
+        else:
+            numbers[f"bf_wt_{slug(label)}_speedup"] = _mean(doc, label, "speedup")
+            numbers[f"bf_wt_{slug(label)}_tau"] = _mean(doc, label, "tau")
+    return numbers
+
+
+extracts(BF16["sb"])(lambda doc: bf16_bench_numbers(doc, "sb"))
+extracts(BF16["wt"])(lambda doc: bf16_bench_numbers(doc, "wt"))
+
+
+@extracts(BF16["dtype"])
+def dtype_bench_numbers(doc: dict) -> Numbers:
+    """``dt_*``: scripts/dtype_bench.py, both dtypes on the same questions in one run."""
+    numbers: Numbers = {"dt_questions": doc["questions"]}
+    for label, s in doc["summary"].items():
+        for field in ("speedup", "low", "high", "tau"):
+            numbers[f"dt_{slug(label)}_{field}"] = s[field]
+    numbers["dt_ar_departs"] = doc["summary"]["ar bfloat16"]["departs_from_float32"]
+    bf16 = [s["verdicts"] for label, s in doc["summary"].items()
+            if label.endswith(" bfloat16") and not label.startswith("ar ")]
+    for verdict in ("identical", "near-tie", "mismatch"):
+        numbers[f"dt_bf16_{slug(verdict)}"] = sum(v[verdict] for v in bf16)
+    numbers["dt_bf16_speculative"] = sum(sum(v.values()) for v in bf16)
     return numbers
 
 
@@ -335,15 +423,13 @@ def best_of(doc: dict, prefix: str) -> str:
     return max((m for m in doc["aggregates"] if m.startswith(prefix)), key=lambda m: _mean(doc, m, "speedup"))
 
 
-DRAFTER_NAMES = {"model": "the draft model", "head": "the feature head"}
-
-
-def ablation_numbers(doc: dict) -> dict[str, float | str]:
+@extracts(ABLATION)
+def ablation_numbers(doc: dict) -> Numbers:
     """The ablation file: each rule's step with its paired interval, the tuned baselines, the
     controllers' time at their bounds (names ``ab_*``)."""
     numbers: dict[str, float | str] = {
         "ab_prompts": doc["protocol"]["num_prompts"],
-        "ab_drafter": DRAFTER_NAMES[doc["pair"]["default_drafter"]]}
+        "ab_drafter": DRAFTER_TITLES[doc["pair"]["default_drafter"]]}
     for label in doc["aggregates"]:
         if label == "ar":
             continue
@@ -369,10 +455,11 @@ def ablation_numbers(doc: dict) -> dict[str, float | str]:
     return numbers
 
 
-def cost_model_numbers(doc: dict, costs: dict) -> dict[str, float | str]:
+@extracts(MAIN["wikitext2"], COSTS)
+def cost_model_numbers(doc: dict, costs: dict) -> Numbers:
     """How far chapter 5's cost model lands from the measured speedups (``cm_*``): the mean
     and the largest relative error |predicted - measured| / measured over our methods."""
-    from .viz import predicted_vs_measured
+    from ..harness.costs import predicted_vs_measured
 
     rows = predicted_vs_measured(doc, costs)
     errors = {r["method"]: abs(r["predicted"] - r["measured"]) / r["measured"] for r in rows}

@@ -373,35 +373,9 @@ def cost_curve_figure(costs: dict, absolute: bool = False, roles: tuple[str, ...
     return fig
 
 
-def predicted_vs_measured(doc: dict, costs: dict, weights: str = "packed") -> list[dict]:
-    """Cost-model speedup of each speculative method against its measured speedup.
-
-    Per iteration the target verifies ``mean_tree_size`` nodes + the root and the draft runs
-    ``draft_forwards / iterations`` forwards; both are priced with the measured cost curves
-    (in units of the target's one-token step), and an iteration commits ``new_tokens /
-    iterations`` tokens. Prefill is left out of the model, so it slightly flatters short runs.
-    """
-    from ..harness.costs import curve_cost, predicted_speedup
-
-    target = costs["curves"]["target"].get(weights) or costs["curves"]["target"]["default"]
-    draft = costs["curves"]["draft"].get(weights) or costs["curves"]["draft"]["default"]
-    unit = target["1"]
-    rows = []
-    for label, a in doc["aggregates"].items():
-        if "iterations" not in a or "mean_tree_size" not in a or label == "ar":
-            continue
-        iterations = a["iterations"]["mean"]
-        tokens = doc["protocol"]["max_new_tokens"]
-        verify = curve_cost(target, a["mean_tree_size"]["mean"] + 1) / unit
-        predicted = predicted_speedup(tokens / iterations, verify, a["draft_forwards"]["mean"] / iterations,
-                                      curve_cost(draft, 1) / unit)
-        rows.append({"method": label, "predicted": predicted, "measured": a["speedup"]["mean"],
-                     "verify_cost": verify, "tokens_per_iteration": tokens / iterations})
-    return rows
-
-
 def cost_model_figure(rows: list[dict], title: str = "cost model check") -> go.Figure:
-    """Predicted vs measured speedup (from :func:`predicted_vs_measured`), with the y = x line.
+    """Predicted vs measured speedup, with the y = x line (rows from
+    :func:`dynatree_lib.harness.costs.predicted_vs_measured`).
 
     One legend entry per method, names in the hover text: labels beside the points would overprint.
     """

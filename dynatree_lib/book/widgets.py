@@ -16,9 +16,11 @@ from dataclasses import fields
 import torch
 
 from ..core.decode import generate
-from ..core.methods import CONTROLLERS, Autoregressive, DynaTree, FixedTree, Linear
+from ..core.growth import METHODS as TABLE
+from ..core.methods import CONTROLLERS, Autoregressive
 
-METHODS = {"dynatree": DynaTree, "fixed": FixedTree, "linear": Linear}
+# The methods that draft, from the core's table, DynaTree first (the panel's default).
+METHODS = {entry.name: entry.config for entry in reversed(TABLE.values()) if entry.drafts}
 # Slider ranges per field name; anything else gets a number box.
 RANGES = {"k": (1, 16), "depth": (1, 16), "base_depth": (1, 16), "max_depth": (1, 16), "branch": (1, 6),
           "min_branch": (1, 6), "mid_branch": (1, 6), "max_branch": (1, 6), "max_nodes": (1, 256),

@@ -1,22 +1,28 @@
-"""What tree growth needs from a draft: a small interface, and the causal-LM draft behind it.
+"""What tree growth needs from a draft: the :class:`Drafter` protocol, and the causal-LM draft
+behind it.
 
-A drafter proposes; the target decides. In every iteration the decoding loop calls
+A drafter proposes; the target decides. The decoding loop uses the members of
+:class:`Drafter` and nothing else (``tests/test_contract.py`` runs every method through a
+drafter that has only these):
 
-* ``begin(sequence, prefix_len)`` -> [V] logits for the root's children. ``sequence`` holds
-  every committed token, the root (the last committed token, at position ``prefix_len``)
-  last; the drafter catches up on the tokens it has not seen yet;
-* ``expand(tree, frontier, prefix_len, depth)`` -> [F, V] logits for the children of each
+* before any forward: ``vocab_size()``, ``device``, ``validate(target, tokens)`` (can it draft
+  for this target and this many tokens?) and ``check_cache(tokens)`` (can its cache hold them?);
+* per generation: ``reset()``; a drafter with ``needs_hidden = True`` (the feature head) is then
+  given the target's last hidden states of the prompt, ``observe(hidden)`` [L, H], from the
+  prefill the target runs anyway;
+* per iteration: ``begin(sequence, prefix_len)`` -> [V] logits for the root's children.
+  ``sequence`` holds every committed token, the root (the last committed token, at position
+  ``prefix_len``) last; the drafter catches up on the tokens it has not seen yet;
+  ``expand(tree, frontier, prefix_len, depth)`` -> [F, V] logits for the children of each
   frontier node (all nodes of one level, batched under the tree mask: siblings never see
-  each other), possibly several times;
-* ``accept(tree, path, prefix_len, hidden)`` after verification: keep what the target
-  accepted. A drafter with ``needs_hidden = True`` (the feature head) is also given the
-  target's last hidden states: ``observe(hidden)`` after the prefill (one row per prompt
-  token) and ``hidden`` [n, H] at the tree's nodes here, both from forwards the target runs
-  anyway.
+  each other), possibly several times; ``accept(tree, path, prefix_len, hidden)`` after
+  verification keeps what the target accepted (``hidden`` [n, H] the target's states at the
+  tree's nodes for a drafter that reads them, else None);
+* ``forwards`` counts its forward passes; ``name`` says what it is (results files record it).
 
-``forwards`` counts the drafter's forward passes. Two implementations: :class:`ModelDrafter`
-(any Hugging Face causal LM: the paper's setting) and ``feature_head.FeatureDrafter`` (a
-one-layer head that reads the target's hidden states). :func:`as_drafter` wraps a model.
+Two implementations: :class:`ModelDrafter` (any Hugging Face causal LM: the paper's setting)
+and :class:`dynatree_lib.models.feature_head.FeatureDrafter` (a one-layer head that reads the
+target's hidden states). :func:`as_drafter` wraps a model.
 """
 
 from __future__ import annotations
@@ -33,13 +39,27 @@ from .tree import TokenTree, additive_mask
 
 
 class Drafter(Protocol):
+    """Everything the decoding loop asks of a draft (module docstring: when each is called)."""
+
     needs_hidden: bool
     forwards: int
 
+    @property
+    def name(self) -> str: ...
+    @property
+    def device(self) -> torch.device: ...
+    def vocab_size(self) -> int: ...
+    def validate(self, target, tokens: int) -> None: ...
+    def check_cache(self, tokens: int) -> None: ...
     def reset(self) -> None: ...
+    def observe(self, hidden: Tensor) -> None: ...
     def begin(self, sequence: Tensor, prefix_len: int) -> Tensor: ...
     def expand(self, tree: TokenTree, frontier: Tensor, prefix_len: int, depth: int) -> Tensor: ...
     def accept(self, tree: TokenTree, path: Tensor, prefix_len: int, hidden: Tensor | None) -> None: ...
+
+
+DRAFTER_MEMBERS = ("needs_hidden", "forwards", "name", "device", "vocab_size", "validate", "check_cache",
+                   "reset", "observe", "begin", "expand", "accept")
 
 
 class ModelDrafter:

@@ -12,11 +12,8 @@ the same runner as ``compare``. Documents follow ``schemas/bench.schema.json``.
 
 from __future__ import annotations
 
-import datetime
 import json
-import platform
 import statistics
-import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -24,43 +21,24 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from ..models.pairs import drafter_name
+from .environment import environment
 from .exactness import classify_divergence
 from .repetition import copy_rate, self_repetition
-from .runner import HF_METHODS, OUR_METHODS, PROMPT_LOOKUP_TOKENS, MethodSpec, run_method, spec
+from .runner import (
+    HF_METHODS,
+    OUR_METHODS,
+    PROMPT_LOOKUP_TOKENS,
+    MethodSpec,
+    check_drafters,
+    run_method,
+    spec,
+)
 from .schema import validate as validate_schema
 
 SCHEMA = "dynatree-bench/2"
 __all__ = ["HF_METHODS", "OUR_METHODS", "PROMPT_LOOKUP_TOKENS", "MethodSpec", "spec", "run_benchmark",
            "read_results", "write_results", "validate", "format_table", "aggregate"]
-
-
-def environment(device: torch.device, dtype: torch.dtype) -> dict:
-    import transformers
-
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent, timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    if device.type == "cuda":
-        device_name = torch.cuda.get_device_name(device)
-    else:
-        device_name = _cpu_model()
-    return {"device": str(device), "device_name": device_name, "cpu": _cpu_model(),
-            "torch": torch.__version__, "transformers": transformers.__version__,
-            "python": platform.python_version(), "dtype": str(dtype).removeprefix("torch."),
-            "threads": torch.get_num_threads(), "git_commit": commit,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 METRICS = ("throughput", "speedup", "ttft", "tpot", "tau", "acceptance_rate", "tree_efficiency",
@@ -92,6 +70,7 @@ def run_benchmark(pair, prompts: list[list[int]], methods: list[MethodSpec], max
         raise ValueError(f"method labels must be unique: {labels}")
     if len(prompts) <= warmup:
         raise ValueError(f"need more prompts ({len(prompts)}) than warm-up runs ({warmup})")
+    check_drafters(pair, methods)
     records = []
     total = len(prompts) * len(methods)
     with tqdm(total=total, desc=f"bench {kind}", unit="run", disable=not progress) as bar:
@@ -102,9 +81,8 @@ def run_benchmark(pair, prompts: list[list[int]], methods: list[MethodSpec], max
             runs = {}
             for method in order:
                 bar.set_postfix_str(method.label)
-                runs[method.label] = run_method(method, pair.target, pair.draft, input_ids, max_new_tokens,
-                                                stop_at_eos, getattr(pair, "head", None),
-                                                getattr(pair, "default_drafter", "model"), sampling, index)
+                runs[method.label] = run_method(method, pair, input_ids, max_new_tokens,
+                                                stop_at_eos=stop_at_eos, sampling=sampling, seed=index)
                 bar.update()
             if index < warmup:
                 continue
@@ -145,15 +123,12 @@ def score_prompt(runs: dict[str, dict], methods: list[MethodSpec], target, input
 
 
 def pair_description(pair) -> dict:
-    head = getattr(pair, "head", None)
-    return {"name": pair.name, "target": _model_name(pair.target), "draft": _model_name(pair.draft),
-            "head": None if head is None else head.name,
-            "default_drafter": getattr(pair, "default_drafter", "model"),
-            "packed_weights": bool(getattr(pair, "packed", False))}
-
-
-def _model_name(model) -> str:
-    return getattr(model.config, "_name_or_path", "") or type(model).__name__
+    """What a results file records of the pair: its models and its drafters by name."""
+    head = pair.drafters.get("head")
+    return {"name": pair.name, "target": drafter_name(pair.target), "draft": drafter_name(pair.draft),
+            "head": None if head is None else head.name, "default_drafter": pair.default_drafter,
+            "drafters": {name: drafter_name(d) for name, d in pair.drafters.items()},
+            "packed_weights": bool(pair.packed)}
 
 
 def aggregate(records: list[dict], labels: list[str]) -> dict:
@@ -241,14 +216,15 @@ def parse_methods(names: str) -> list[MethodSpec]:
     """``"ar,hf,linear,dynatree"`` -> specs with each method's default configuration;
     ``dynatree+lookup``: DynaTree with the context-lookup extension (L = 10); ``kind:key=value:...``
     sets fields, e.g. ``fixed:depth=3:branch=2:threshold=0.05`` (labelled as in the sweep); a
-    ``@head`` or ``@model`` suffix drafts with the pair's feature head or its causal-LM draft
-    (without one: the pair's default drafter)."""
+    suffix ``@<name>`` drafts with the pair's drafter of that name (``@head``: the feature head,
+    ``@model``: the causal-LM draft; without one: the pair's default drafter)."""
     specs = []
     for name in (n.strip() for n in names.split(",")):
         name, _, drafter = name.partition("@")
         if drafter:
-            if drafter not in ("head", "model"):
-                raise ValueError(f"method {name}@{drafter}: the drafter suffixes are @head and @model")
+            if not drafter.isidentifier():
+                raise ValueError(f"method {name}@{drafter}: a drafter suffix names one of the pair's "
+                                 "drafters, e.g. @head or @model")
             (base,) = parse_methods(name)
             specs.append(spec(base.kind, f"{base.label}@{drafter}", drafter, **base.config))
             continue

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from ..core.methods import Autoregressive, Method
+from ..models.pairs import ModelPair
 from .exactness import classify_divergence
 from .runner import run_method, spec_of
 
@@ -43,11 +44,12 @@ def compare_methods(target, draft, input_ids: Tensor, methods: list[Method], max
     if not any(isinstance(m, Autoregressive) for m in methods):
         methods.insert(0, Autoregressive())
     specs = [spec_of(m) for m in methods]
+    pair = ModelPair(target, draft, None, "compared", target.device, target.dtype)  # draft: any drafter
     input_ids = input_ids.to(target.device)
     runs: dict[int, list[dict]] = {i: [] for i in range(len(methods))}
     for round_ in range(repeats + 1):  # round 0 warms up caches and kernels, then is discarded
         for i, method in enumerate(specs):
-            record = run_method(method, target, draft, input_ids, max_new_tokens, stop_at_eos)
+            record = run_method(method, pair, input_ids, max_new_tokens, stop_at_eos=stop_at_eos)
             if round_:
                 runs[i].append(record)
     ar_index = next(i for i, m in enumerate(methods) if isinstance(m, Autoregressive))

@@ -56,6 +56,31 @@ def predicted_speedup(tau: float, verify_cost: float, draft_forwards_per_iterati
     return tau / (verify_cost + draft_forwards_per_iteration * draft_cost)
 
 
+def predicted_vs_measured(doc: dict, costs: dict, weights: str = "packed") -> list[dict]:
+    """Cost-model speedup of each speculative method against its measured speedup.
+
+    Per iteration the target verifies ``mean_tree_size`` nodes + the root and the draft runs
+    ``draft_forwards / iterations`` forwards; both are priced with the measured cost curves
+    (in units of the target's one-token step), and an iteration commits ``new_tokens /
+    iterations`` tokens. Prefill is left out of the model, so it slightly flatters short runs.
+    """
+    target = costs["curves"]["target"].get(weights) or costs["curves"]["target"]["default"]
+    draft = costs["curves"]["draft"].get(weights) or costs["curves"]["draft"]["default"]
+    unit = target["1"]
+    rows = []
+    for label, a in doc["aggregates"].items():
+        if "iterations" not in a or "mean_tree_size" not in a or label == "ar":
+            continue
+        iterations = a["iterations"]["mean"]
+        tokens = doc["protocol"]["max_new_tokens"]
+        verify = curve_cost(target, a["mean_tree_size"]["mean"] + 1) / unit
+        predicted = predicted_speedup(tokens / iterations, verify, a["draft_forwards"]["mean"] / iterations,
+                                      curve_cost(draft, 1) / unit)
+        rows.append({"method": label, "predicted": predicted, "measured": a["speedup"]["mean"],
+                     "verify_cost": verify, "tokens_per_iteration": tokens / iterations})
+    return rows
+
+
 def cost_document(pair, sizes: tuple[int, ...] = SIZES, prefix_len: int = 256, repeats: int = 5,
                   command: str = "", also: dict | None = None) -> dict:
     """Forward-cost curves of target and draft, with the default weights and (CPU) packed.
@@ -66,7 +91,7 @@ def cost_document(pair, sizes: tuple[int, ...] = SIZES, prefix_len: int = 256, r
     pair loaded in bfloat16}: what a dtype buys is only comparable within one run.
     """
     from ..models.packing import pack_linear_weights
-    from .bench import environment
+    from .environment import environment
 
     curves: dict[str, dict[str, dict[str, float]]] = {"target": {}, "draft": {}}
     for role in curves:

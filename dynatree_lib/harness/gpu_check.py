@@ -156,7 +156,7 @@ def run_gpu_check(device: str | torch.device | None = None, dry_run: bool = Fals
     """Run the three sections; returns the document (validated)."""
     from transformers.utils import logging as hf_logging
 
-    from .bench import environment
+    from .environment import environment
     from .schema import validate
 
     hf_logging.disable_progress_bar()
@@ -180,10 +180,12 @@ def run_gpu_check(device: str | torch.device | None = None, dry_run: bool = Fals
 
 def default_name(doc: dict) -> str:
     """``gpu_check_<gpu name>.json`` (``gpu_check_dry-run.json`` for a dry run)."""
+    from .environment import result_name
+
     if doc["dry_run"]:
-        return "gpu_check_dry-run.json"
-    name = re.sub(r"[^A-Za-z0-9]+", "-", doc["environment"]["device_name"]).strip("-")
-    return f"gpu_check_{name}.json"
+        return result_name("gpu_check", "dry-run")
+    gpu = re.sub(r"[^A-Za-z0-9]+", "-", doc["environment"]["device_name"]).strip("-")
+    return result_name("gpu_check", gpu)
 
 
 def summary(doc: dict) -> str:

@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from ..core.decode import generate
-from ..core.methods import Autoregressive, DynaTree, FixedTree, Linear
+from ..core.growth import METHODS, method_entry
 from ..core.timing import now, synchronize
 
-OUR_METHODS = {"ar": Autoregressive, "linear": Linear, "fixed": FixedTree, "dynatree": DynaTree}
+OUR_METHODS = {name: entry.config for name, entry in METHODS.items()}  # the core's table, by name
 HF_METHODS = ("hf", "hf-assisted", "prompt-lookup")
 PROMPT_LOOKUP_TOKENS = 10
 
@@ -31,9 +31,9 @@ class MethodSpec:
     """A named method of a run: one of ours with its config, or an HF peer."""
 
     label: str
-    kind: str                        # ar | linear | fixed | dynatree | hf | hf-assisted | prompt-lookup
+    kind: str                        # a name in core's METHODS, or hf | hf-assisted | prompt-lookup
     config: dict = field(default_factory=dict)
-    drafter: str = "default"         # our methods: "model" (causal-LM draft), "head", or the pair's default
+    drafter: str = "default"         # our methods: one of the pair's drafters by name, or its default
 
     def build(self):
         return OUR_METHODS[self.kind](**self.config)
@@ -43,18 +43,27 @@ def spec(kind: str, label: str | None = None, drafter: str = "default", **config
     """A validated :class:`MethodSpec` (our configs record every field, defaults included)."""
     if kind not in OUR_METHODS and kind not in HF_METHODS:
         raise ValueError(f"unknown method {kind!r}: choose from {sorted([*OUR_METHODS, *HF_METHODS])}")
-    if drafter not in ("default", "model", "head") or (drafter == "head" and kind not in OUR_METHODS):
-        raise ValueError(f"drafter must be 'default', 'model' or 'head' (the head drafts for our methods "
-                         f"only), got {drafter!r} for {kind!r}")
+    if not isinstance(drafter, str) or not drafter or (drafter not in ("default", "model")
+                                                       and kind not in OUR_METHODS):
+        raise ValueError(f"drafter must be 'default' or the name of one of the pair's drafters ('model', "
+                         f"'head', ...; other drafters than the model draft for our methods only), "
+                         f"got {drafter!r} for {kind!r}")
     if kind in OUR_METHODS:
         config = asdict(OUR_METHODS[kind](**config))  # validates and records every field
-    return MethodSpec(label or (f"{kind}@head" if drafter == "head" else kind), kind, config, drafter)
+    default_label = kind if drafter in ("default", "model") else f"{kind}@{drafter}"
+    return MethodSpec(label or default_label, kind, config, drafter)
 
 
 def spec_of(method) -> MethodSpec:
     """The spec of a method config object (``Linear(k=4)`` -> kind "linear")."""
-    kind = next(k for k, cls in OUR_METHODS.items() if isinstance(method, cls))
-    return MethodSpec(type(method).__name__, kind, asdict(method))
+    return MethodSpec(type(method).__name__, method_entry(method).name, asdict(method))
+
+
+def check_drafters(pair, methods: list[MethodSpec]) -> None:
+    """Before a long run: every drafter the methods name exists in ``pair``."""
+    for method in methods:
+        if method.drafter != "default":
+            pair.check_drafter(method.drafter)
 
 
 class _Counter:
@@ -95,23 +104,25 @@ def peak_memory_bytes(device: torch.device) -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale)
 
 
-def run_method(method: MethodSpec, target, draft, input_ids: torch.Tensor, max_new_tokens: int,
-               stop_at_eos: bool = False, head=None, default: str = "model", sampling: dict | None = None,
-               seed: int = 0) -> dict:
-    """One generation; returns its record (tokens, timings, forwards, tau, acceptance, ...).
+def run_method(method: MethodSpec, pair, input_ids: torch.Tensor, max_new_tokens: int, *,
+               stop_at_eos: bool = False, sampling: dict | None = None, seed: int = 0) -> dict:
+    """One generation on ``pair`` (a :class:`~dynatree_lib.models.ModelPair`); returns its record
+    (tokens, timings, forwards, tau, acceptance, ...).
 
-    ``draft`` is the causal-LM draft (HF assisted generation always uses it), ``head`` the
-    feature drafter; our methods use the one ``method.drafter`` names ("default": ``default``).
+    Our methods draft with the pair's drafter ``method.drafter`` names ("default": the pair's
+    default); HF assisted generation always uses the causal-LM draft ``pair.draft``.
     By default EOS is ignored, so every method writes exactly ``max_new_tokens`` (the paper's
     protocol); ``stop_at_eos=True`` stops at the target's generation_config EOS, as a chat does.
     ``sampling`` ({"temperature", "top_k", "top_p"}) samples instead of decoding greedily, every
     method from the same ``seed`` (ours through a ``torch.Generator``, HF's through the global one).
     """
-    chosen = default if method.drafter == "default" else method.drafter
-    if chosen == "head" and method.kind in OUR_METHODS:
-        if head is None:
-            raise ValueError(f"{method.label} drafts with the feature head, but this pair has none")
-        draft = head
+    chosen = pair.default_drafter if method.drafter == "default" else method.drafter
+    target, draft = pair.target, pair.draft
+    if method.kind in OUR_METHODS:
+        if chosen not in pair.drafters:
+            raise ValueError(f"{method.label} drafts with {chosen!r}, but this pair has only: "
+                             f"{', '.join(pair.drafters)}")
+        draft = pair.drafters[chosen]
     eos = None if stop_at_eos else []
     device = target.device
     if device.type == "cuda":
@@ -138,7 +149,7 @@ def run_method(method: MethodSpec, target, draft, input_ids: torch.Tensor, max_n
         record = _run_hf(method, target, draft, input_ids, max_new_tokens, eos, sampling, seed)
     n = len(record["tokens"])
     record["new_tokens"] = n
-    record["drafter"] = chosen if method.kind in OUR_METHODS and method.kind != "ar" else None
+    record["drafter"] = chosen if method.kind in OUR_METHODS and METHODS[method.kind].drafts else None
     record["throughput"] = n / record["time_total"]
     record["tpot"] = (record["time_total"] - record["ttft"]) / (n - 1) if n > 1 else None
     record["tau"] = n / record["target_forwards"]

@@ -15,9 +15,10 @@ from dataclasses import asdict
 import torch
 from tqdm import tqdm
 
-from .bench import SCHEMA, aggregate, environment, pair_description, score_prompt, validate
+from .bench import SCHEMA, aggregate, pair_description, score_prompt, validate
 from .data import SPEC_BENCH_GROUPS, SpecBenchQuestion, chat_prompt, spec_bench_questions
-from .runner import MethodSpec, run_method, spec
+from .environment import environment
+from .runner import MethodSpec, check_drafters, run_method, spec
 
 
 def context_limit(model) -> int | None:
@@ -33,6 +34,7 @@ def run_spec_bench(pair, questions: list[SpecBenchQuestion], methods: list[Metho
     labels = [m.label for m in methods]
     if len(set(labels)) != len(labels):
         raise ValueError(f"method labels must be unique: {labels}")
+    check_drafters(pair, methods)
     limit = context_limit(pair.target)
     records, truncated, index = [], 0, 0
     total = sum(len(q.turns) for q in [*warmup, *questions]) * len(methods)
@@ -50,10 +52,8 @@ def run_spec_bench(pair, questions: list[SpecBenchQuestion], methods: list[Metho
                 runs = {}
                 for method in methods[shift:] + methods[:shift]:
                     bar.set_postfix_str(f"{question.group} {method.label}")
-                    runs[method.label] = run_method(method, pair.target, pair.draft, input_ids,
-                                                    max_new_tokens, True, getattr(pair, "head", None),
-                                                    getattr(pair, "default_drafter", "model"), sampling,
-                                                    index)
+                    runs[method.label] = run_method(method, pair, input_ids, max_new_tokens, stop_at_eos=True,
+                                                    sampling=sampling, seed=index)
                     bar.update()
                 ar = next(runs[m.label] for m in methods if m.kind == "ar")
                 answers.append(pair.tokenizer.decode(ar["tokens"], skip_special_tokens=True))

@@ -25,7 +25,7 @@ import functools
 import os
 import socket
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -40,8 +40,10 @@ EMBEDDED_DRAFTER = "head"
 
 @dataclass
 class ModelPair:
-    """A target, its causal-LM draft (``draft``: what HF assisted generation and the paper use),
-    optionally a feature head (``head``), and which of the two our methods use (``drafter``)."""
+    """A target and its drafters by name. ``draft`` is the causal-LM draft (what HF assisted
+    generation and the paper use), always ``drafters["model"]``; a pair may hold any number
+    of other drafters (the embedded pair: ``"head"``, the feature head). ``default_drafter``
+    names the one our methods use unless told otherwise (``pair.drafter``)."""
 
     target: torch.nn.Module
     draft: torch.nn.Module
@@ -50,21 +52,45 @@ class ModelPair:
     device: torch.device
     dtype: torch.dtype
     packed: bool = False  # linear weights packed for oneDNN (CPU float32 fast path)
-    head: object | None = None
+    drafters: dict[str, object] = field(default_factory=dict)
     default_drafter: str = "model"
+
+    def __post_init__(self) -> None:
+        self.drafters = {"model": self.draft, **self.drafters}
+        self.check_drafter(self.default_drafter)
+
+    def check_drafter(self, name: str) -> None:
+        """Raise ValueError unless the pair has a drafter called ``name``."""
+        if name not in self.drafters:
+            raise ValueError(f"the {self.name} pair has no drafter {name!r}; "
+                             f"it has: {', '.join(self.drafters)}")
 
     @property
     def drafter(self):
-        """What our methods draft with: ``head`` or ``draft``, per ``default_drafter``."""
-        return self.head if self.default_drafter == "head" else self.draft
+        """What our methods draft with by default: ``drafters[default_drafter]``."""
+        return self.drafters[self.default_drafter]
+
+    @property
+    def head(self):
+        """The feature head's drafter, or None (only the embedded pair has one)."""
+        return self.drafters.get("head")
 
     def describe(self) -> str:
-        """One line: which pair, where, in which dtype, which drafts."""
-        draft = getattr(self.draft.config, "_name_or_path", "") or type(self.draft).__name__
-        head = f", feature head {self.head.name}" if self.head is not None else ""
+        """One line: which pair, where, in which dtype, which drafters."""
+        others = "".join(f", {name} {drafter_name(d)}" for name, d in self.drafters.items()
+                         if name != "model")
         return (f"pair {self.name} on {self.device} ({str(self.dtype).removeprefix('torch.')}"
-                f"{', packed weights' if self.packed else ''}); draft {draft}{head}; our methods "
-                f"draft with the {'feature head' if self.default_drafter == 'head' else 'draft model'}")
+                f"{', packed weights' if self.packed else ''}); draft {drafter_name(self.draft)}{others}; "
+                f"our methods draft with {DRAFTER_TITLES.get(self.default_drafter, self.default_drafter)}")
+
+
+DRAFTER_TITLES = {"model": "the draft model", "head": "the feature head"}
+
+
+def drafter_name(drafter) -> str:
+    """What a drafter is: its weights or hub name (a model's ``_name_or_path``, a drafter's ``name``)."""
+    config = getattr(drafter, "config", None)
+    return getattr(drafter, "name", None) or getattr(config, "_name_or_path", "") or type(drafter).__name__
 
 
 def default_dtype(name: str, device: torch.device) -> torch.dtype:
@@ -85,8 +111,9 @@ def load_pair(name: str | tuple[str, str] | None = None, *, device: str | torch.
               drafter: str | None = None) -> ModelPair:
     """Load a (target, draft) pair; see the module docstring for names and defaults.
 
-    ``drafter``: "model" (the causal-LM draft) or "head" (the feature head, embedded pair only);
-    default: ``EMBEDDED_DRAFTER`` for the embedded pair, "model" otherwise.
+    ``drafter``: the name of the drafter our methods use by default, "model" (the causal-LM
+    draft) or "head" (the feature head, embedded pair only); default: ``EMBEDDED_DRAFTER`` for
+    the embedded pair, "model" otherwise.
     """
     if drafter not in (None, "model", "head"):
         raise ValueError(f"drafter must be 'model' or 'head', got {drafter!r}")
@@ -108,6 +135,7 @@ def load_pair(name: str | tuple[str, str] | None = None, *, device: str | torch.
     wanted = drafter or (EMBEDDED_DRAFTER if pair.name == "embedded" else "model")
     if wanted == "head" and pair.head is None:
         raise ValueError(f"the {pair.name} pair has no feature head (only the embedded pair has one)")
+    pair.check_drafter(wanted)
     pair.default_drafter = wanted
     return pair
 
@@ -125,7 +153,8 @@ def _load(name, device, dtype) -> ModelPair:
         dtype = dtype or torch.float32
         target, tokenizer = load_embedded_target(device, dtype)
         head = FeatureDrafter(load_head(target), target) if HEAD_WEIGHTS.is_file() else None
-        return ModelPair(target, load_embedded_draft(target), tokenizer, "embedded", device, dtype, head=head)
+        return ModelPair(target, load_embedded_draft(target), tokenizer, "embedded", device, dtype,
+                         drafters={} if head is None else {"head": head})
     if name == "pythia":
         pair, label = PYTHIA, "pythia"
     elif isinstance(name, tuple) and len(name) == 2:
