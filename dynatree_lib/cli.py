@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .core.decode import generate
+from .core.growth import method_entry
 from .core.methods import Autoregressive, DynaTree, FixedTree, Linear
 from .harness.runner import OUR_METHODS as METHODS  # name -> config class, from core's table of methods
 
@@ -56,7 +57,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
     dtype = DTYPES[args.dtype]
     tokenizer = AutoTokenizer.from_pretrained(args.target)
     target = _load(args.target, device, dtype)
-    draft = None if isinstance(method, Autoregressive) else _load(args.draft or args.target, device, dtype)
+    draft = _load(args.draft or args.target, device, dtype) if method_entry(method).drafts else None
     ids = tokenizer(args.prompt, return_tensors="pt").input_ids
     eos = [] if args.ignore_eos else None
     sampling = _sampling(args)

@@ -33,7 +33,7 @@ each, so
 
     D_0 = argmax_{1 <= D <= D_max}  (1 + a + ... + a^D) / (1 + beta * D).
 
-The optimum moves with a (beta = 0.18, the embedded draft's measured share: D_0 = 1
+The optimum moves with a (with beta = 0.18, for instance: D_0 = 1
 below a = 0.48, 2 up to 0.65, 3 up to 0.75, 4 up to 0.82, ...): easy stretches get
 deeper trees, hard ones shallower. The depth is chosen, not integrated, so nothing
 winds up against a bound: D_0 = 1 is where a poor draft's optimum lies, not where an

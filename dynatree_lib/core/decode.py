@@ -205,9 +205,10 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
         return GenerationResult([], stats, traces)
 
     input_ids = input_ids.to(target.device)
-    state = DecodeState(target, DynamicCache(config=target.config), input_ids[0], input_ids.shape[1], eos,
-                        max_new_tokens, Stopwatch(target.device), progress or (lambda _: None), processors,
-                        sampler, stats=stats, traces=traces)
+    state = DecodeState(target=target, cache=DynamicCache(config=target.config), sequence=input_ids[0],
+                        prefix_len=input_ids.shape[1], eos=eos, limit=max_new_tokens,
+                        clock=Stopwatch(target.device), report=progress or (lambda _: None),
+                        processors=processors, sampler=sampler, stats=stats, traces=traces)
     _prefill(state, drafter)
     if drafter is None:
         _autoregressive(state)

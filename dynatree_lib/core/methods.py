@@ -114,8 +114,8 @@ class DynaTree:
         controller: "goodput" (default) or "paper", the rule history adaptation follows.
         history_window: W, iterations the controller remembers (paper: a sliding window of
             α_t; goodput: counts discounted by 1 - 1/W per iteration).
-        draft_cost: beta, one draft level's cost in target steps (goodput only; the
-            embedded draft model costs about 0.18 with the loop's overhead: chapter 5).
+        draft_cost: beta, one draft level's cost in target steps (goodput only; it depends on
+            the drafter, dtype and device: chapter 5 measures it).
         target_acceptance: alpha*, the paper controller's set point (unused by "goodput").
         depth_gain: k_D, the paper controller's change of D_0 per unit of error.
         tau_gain: k_tau, the same for tau_high (with the opposite sign; paper only).

@@ -187,7 +187,7 @@ def export_web(out: Path, cache: Path | None = None) -> dict:
 
     The graphs are built once per (target, draft weights, this module) and kept under
     ``$DYNATREE_CACHE/web-<key>``; later calls copy them."""
-    from ..core.methods import DynaTree, FixedTree, Linear
+    from ..core.growth import METHODS
     from ..models.embedded import DRAFT_WEIGHTS, cache_dir, converted_target_dir
 
     cache = cache or cache_dir()
@@ -224,8 +224,8 @@ def export_web(out: Path, cache: Path | None = None) -> dict:
             "opset": OPSET, "exporter": f"torch.onnx.export (dynamo), torch {torch.__version__}",
             "eos_token_id": int(target.generation_config.eos_token_id),
             "chat": {"im_start": 1, "im_end": 2, "system": system},
-            "defaults": {"linear": vars(Linear()).copy(), "fixed": vars(FixedTree()).copy(),
-                         "dynatree": vars(DynaTree()).copy()},
+            "defaults": {entry.name: vars(entry.config()).copy() for entry in METHODS.values()
+                         if entry.drafts},   # the core's table: the page's methods and their defaults
             "runtime": f"onnxruntime-web {ORT_VERSION} (wasm)"}
         (tmp / "manifest.json").write_text(json.dumps(manifest))
         shutil.rmtree(built, ignore_errors=True)
