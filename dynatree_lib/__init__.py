@@ -6,13 +6,15 @@
     result = generate(pair.target, pair.draft, ids, method=DynaTree(), max_new_tokens=128)
 """
 
-from .core.compat import UnsupportedModelError, check_tree_attention
+from .core.compat import UnsupportedModelError, check_torch_version, check_tree_attention
 from .core.controller import HistoryController
 from .core.decode import GenerationResult, GenerationStats, IterationTrace, generate
 from .core.methods import Autoregressive, DynaTree, FixedTree, Linear
 from .harness.data import prompt_set
 from .harness.exactness import ExactnessReport, compare_with_autoregressive, tree_logits_error
 from .models.pairs import ModelPair, load_pair
+
+check_torch_version()  # a clear error on an untested torch instead of an obscure one later
 
 __all__ = [
     "load_pair", "ModelPair", "prompt_set",

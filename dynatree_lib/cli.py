@@ -7,6 +7,8 @@ explore.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -17,6 +19,7 @@ from .core.decode import generate
 from .core.growth import method_entry
 from .core.methods import Autoregressive, DynaTree, FixedTree, Linear
 from .harness.runner import OUR_METHODS as METHODS  # name -> config class, from core's table of methods
+from .models.sharding import is_writer, world
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
           "bfloat16": torch.bfloat16}
@@ -42,11 +45,15 @@ def build_method(name: str, params: list[str]):
         raise SystemExit(f"invalid {name} parameters: {error}") from None
 
 
-def _load(path: str, device: str, dtype: torch.dtype):
+def _load(path: str, device: str, dtype: torch.dtype, shard: bool = False):
+    """A model from a folder or the hub; ``shard``: tensor-parallel across torchrun's processes."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="sdpa")
-    return model.to(device).eval()
+    from .models.sharding import sharding_kwargs
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="sdpa",
+                                                 **(sharding_kwargs() if shard else {}))
+    return (model if shard else model.to(device)).eval()
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -56,8 +63,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = DTYPES[args.dtype]
     tokenizer = AutoTokenizer.from_pretrained(args.target)
-    target = _load(args.target, device, dtype)
-    draft = _load(args.draft or args.target, device, dtype) if method_entry(method).drafts else None
+    target = _load(args.target, device, dtype, shard=world()[1] > 1)
+    draft = _load(args.draft or args.target, target.device, dtype) if method_entry(method).drafts else None
     ids = tokenizer(args.prompt, return_tensors="pt").input_ids
     eos = [] if args.ignore_eos else None
     sampling = _sampling(args)
@@ -79,7 +86,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = DTYPES[args.dtype]
     tokenizer = AutoTokenizer.from_pretrained(args.target)
-    target, draft = _load(args.target, device, dtype), _load(args.draft, device, dtype)
+    target = _load(args.target, device, dtype, shard=world()[1] > 1)
+    draft = _load(args.draft, target.device, dtype)
     ids = tokenizer(args.prompt, return_tensors="pt").input_ids
     methods = [build_method(name, []) for name in args.methods.split(",")]
     rows = compare_methods(target, draft, ids, methods, args.max_new_tokens, not args.ignore_eos,
@@ -159,7 +167,7 @@ def _bench_run(args, pair, methods, kind, output, max_new_tokens=None, max_promp
                             "max_prompt_tokens": max_prompt_tokens or args.max_prompt_tokens,
                             "seed": args.seed, "command": _command()})
     print(format_table(doc))
-    print(f"wrote {write_results(doc, output)}")
+    print(f"wrote {_save(write_results, doc, output)}")
     return doc
 
 
@@ -214,7 +222,8 @@ def _explore_run(args, pair) -> None:
     doc["grid"] = {key: list(values) for key, values in GRID.items()}
     doc["trees"] = first_trees(pair, prompts[args.warmup], specs)  # the first measured prompt
     print(format_table(doc))
-    print(f"wrote {write_results(doc, output_path(args, _default_stem(args, pair, 'explorer') + '.json'))}")
+    output = output_path(args, _default_stem(args, pair, "explorer") + ".json")
+    print(f"wrote {_save(write_results, doc, output)}")
 
 
 def _spec_bench_run(args, pair, methods, sampling=None, suffix="") -> None:
@@ -232,7 +241,7 @@ def _spec_bench_run(args, pair, methods, sampling=None, suffix="") -> None:
         print(f"{label:<22}" + "".join(f"{x:>12.2f}x" for x in speedups))
     name = result_name("sampling" if sampling else "", "spec_bench", pair.name, pair.device.type,
                        suffix=_dtype_suffix(args, pair) + suffix)
-    print(f"wrote {write_results(doc, output_path(args, name))}")
+    print(f"wrote {_save(write_results, doc, output_path(args, name))}")
 
 
 def cmd_costs(args: argparse.Namespace) -> None:
@@ -252,7 +261,7 @@ def cmd_costs(args: argparse.Namespace) -> None:
             print(f"{role:>6} {name:>7}: " + "  ".join(f"{n}:{t / one:.2f}" for n, t in curve.items())
                   + f"   (x one-token step = {one * 1000:.1f} ms)")
     name = result_name("costs", pair.name, pair.device.type, suffix=_dtype_suffix(args, pair))
-    print(f"wrote {write_json(doc, output_path(args, name))}")
+    print(f"wrote {_save(write_json, doc, output_path(args, name))}")
 
 
 def cmd_export_web(args: argparse.Namespace) -> None:
@@ -321,7 +330,14 @@ def cmd_draft_report(args: argparse.Namespace) -> None:
                                                                  num_prompts=args.prompts)}
     print(json.dumps(report, indent=1))
     name = result_name(pair.name, "draft_quality", suffix=_dtype_suffix(args, pair))
-    print(f"wrote {write_json(report, output_path(args, name))}")
+    print(f"wrote {_save(write_json, report, output_path(args, name))}")
+
+
+def _save(write, doc: dict, path) -> str:
+    """``write(doc, path)`` on rank 0 alone: under torchrun every rank holds the same results."""
+    from .models.sharding import is_writer
+
+    return str(write(doc, path)) if is_writer() else f"nothing on this rank ({path} is rank 0's)"
 
 
 def write_json(doc: dict, path) -> str:
@@ -345,7 +361,7 @@ def cmd_gpu_check(args: argparse.Namespace) -> None:
     hf_logging.set_verbosity_error()  # "some parameters are on the meta device": expected when offloading
     doc = run_gpu_check(args.device, args.dry_run, command=_command())
     print(summary(doc))
-    print(f"wrote {write_json(doc, output_path(args, default_name(doc)))}")
+    print(f"wrote {_save(write_json, doc, output_path(args, default_name(doc)))}")
     if not doc["passed"]:
         raise SystemExit("gpu-check FAILED: see the verdicts above")
 
@@ -510,6 +526,14 @@ def main(argv: list[str] | None = None) -> None:
                                                                     "is added)" if name == "scaling" else ""))
         b.set_defaults(run=cmd_bench)
     args = parser.parse_args(argv)
+    if not is_writer():  # torchrun: every rank computes the same thing; rank 0 alone speaks
+        os.environ["TQDM_DISABLE"] = "1"
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+            return _run(parser, args)
+    return _run(parser, args)
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.command == "compare" and any(m not in METHODS for m in args.methods.split(",")):
         parser.error(f"--methods: choose from {','.join(METHODS)}")
     if args.command == "generate" and args.method != "ar" and args.draft is None:

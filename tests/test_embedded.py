@@ -162,3 +162,32 @@ def test_conversion_beside_another_run_keeps_the_copy_that_finished_first(tmp_pa
     monkeypatch.setattr(embedded, "AutoModelForCausalLM", loader(Saved("model")))
     embedded._convert(tmp_path / "x.gguf", out, stamp)
     assert sorted(p.name for p in out.iterdir()) == ["dynatree_stamp.json", "model", "tokenizer"]
+
+
+# One tree check as chapter 5 runs it, in a fresh process: its numbers must not depend on the process.
+FRESH_PROCESS_CHECK = """
+import hashlib, json, torch
+from dynatree_lib import load_pair, prompt_set, tree_logits_error
+from dynatree_lib.core.tree import TokenTree
+from dynatree_lib.harness.exactness import tree_token_verdicts
+pair = load_pair("embedded")
+ids = torch.tensor([prompt_set("wikitext2", pair.tokenizer, 1, 64, seed=0)[0]])
+tree = TokenTree.from_parents(ids[0, -7:], [-1, 0, 0, 0, 1, 1, 4])
+errors = tree_logits_error(pair.target, ids, tree)
+digest = hashlib.sha1(errors.numpy().tobytes()).hexdigest()
+print(json.dumps({"max_error": float(errors.max()), "hash": digest, "packed": pair.packed,
+                  "verdicts": tree_token_verdicts(pair.target, ids, tree)}))
+"""
+
+
+def test_tree_verification_gives_the_same_numbers_in_every_process(smol):
+    """The check that flaked (chapter 5, nbval) in three fresh processes of the default pair."""
+    import subprocess
+    import sys
+
+    runs = [json.loads(subprocess.run([sys.executable, "-c", FRESH_PROCESS_CHECK], capture_output=True,
+                                      text=True, check=True, timeout=300).stdout.splitlines()[-1])
+            for _ in range(3)]
+    assert all(run["max_error"] < 1e-3 for run in runs), runs
+    assert len({run["hash"] for run in runs}) == 1, runs           # the same errors, bit for bit
+    assert all(run["verdicts"] == ["identical"] * 7 for run in runs), runs

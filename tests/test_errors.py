@@ -143,3 +143,15 @@ def test_models_that_cannot_verify_trees_are_refused():
     flash.config._attn_implementation = "flash_attention_2"
     with pytest.raises(UnsupportedModelError, match="sdpa"):
         check_tree_attention(flash)
+
+
+def test_an_untested_torch_is_a_clear_error(monkeypatch):
+    from dynatree_lib.core.compat import check_torch_version
+
+    for version in ("2.11.0+cu126", "2.13.0", "2.13.1+cpu"):
+        check_torch_version(version)
+    for version in ("2.10.0", "2.14.0.dev20260101", "3.0.0"):
+        with pytest.raises(ImportError, match=r"tested with torch 2\.11 to 2\.13.*DYNATREE_ANY_TORCH"):
+            check_torch_version(version)
+    monkeypatch.setenv("DYNATREE_ANY_TORCH", "1")
+    check_torch_version("2.14.0")

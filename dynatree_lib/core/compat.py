@@ -1,4 +1,5 @@
 """Model probes: can this model verify a token tree exactly, and how large are its logits?
+And the torch this library is tested with.
 
 Checked once per model (and dtype, attention implementation, device type) before any
 decoding, so an unsupported model fails with a clear message instead of a wrong token.
@@ -7,12 +8,33 @@ decoding, so an unsupported model fails with a clear message instead of a wrong 
 from __future__ import annotations
 
 import inspect
+import os
+import re
 
 import torch
 from transformers import DynamicCache
 
 from .tree import TokenTree
 from .verify import tree_logits
+
+# The torch releases CI and the GPU check test (pyproject.toml: torch>=2.11,<2.14), [low, high).
+SUPPORTED_TORCH = ((2, 11), (2, 14))
+
+
+def check_torch_version(version: str | None = None) -> None:
+    """Raise ImportError when torch ``version`` (default: the installed one) lies outside
+    :data:`SUPPORTED_TORCH`: the cache and attention APIs tree verification relies on change
+    between releases. ``DYNATREE_ANY_TORCH=1`` skips the check (untested territory)."""
+    version = torch.__version__ if version is None else version
+    if os.environ.get("DYNATREE_ANY_TORCH") == "1":
+        return
+    match = re.match(r"(\d+)\.(\d+)", version)
+    (low, high) = SUPPORTED_TORCH
+    if match is None or not low <= (int(match[1]), int(match[2])) < high:
+        raise ImportError(
+            f"dynatree_lib is tested with torch {low[0]}.{low[1]} to {high[0]}.{high[1] - 1}, but torch "
+            f"{version} is installed: install one of those (pip install 'torch>={low[0]}.{low[1]},"
+            f"<{high[0]}.{high[1]}'), or set DYNATREE_ANY_TORCH=1 to try this one anyway")
 
 
 class UnsupportedModelError(ValueError):

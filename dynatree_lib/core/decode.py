@@ -105,8 +105,9 @@ def _check_input(target, input_ids, max_new_tokens) -> int:
 
 
 def _check_drafter(target, drafter, method, entry: MethodEntry, length: int, vocab: int,
-                   allow_vocab_padding: bool) -> int:
-    """Check the drafter against the target before any forward; returns the vocabulary drafts use."""
+                   allow_vocab_padding: bool, probe: bool = True) -> int:
+    """Check the drafter against the target before any forward; returns the vocabulary drafts use.
+    ``probe``: also probe the target's tree attention (one small forward; not for zero tokens)."""
     if drafter is None:
         raise ValueError(f"{type(method).__name__} needs a draft model")
     draft_vocab = drafter.vocab_size()
@@ -121,7 +122,8 @@ def _check_drafter(target, drafter, method, entry: MethodEntry, length: int, voc
         raise ValueError(f"put the draft on the target's first device (target: {target.device}, "
                          f"draft: {drafter.device})")
     drafter.validate(target, length)
-    check_tree_attention(target)
+    if probe:
+        check_tree_attention(target)
     cached = length - 1 + entry.capacity(method)
     check_sliding_window(target, cached)
     drafter.check_cache(cached)
@@ -196,7 +198,7 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
     vocab = _check_input(target, input_ids, max_new_tokens)
     if entry.drafts:
         vocab = _check_drafter(target, drafter, method, entry, input_ids.shape[1] + max_new_tokens, vocab,
-                               allow_vocab_padding)
+                               allow_vocab_padding, probe=max_new_tokens > 0)
     eos = _eos_ids(target, eos_token_id)
     processors = build_processors(target, input_ids.shape[1], max_new_tokens, eos)
     stats = GenerationStats(prompt_tokens=input_ids.shape[1])

@@ -2,7 +2,8 @@
 
 * :func:`tree_logits_error`: per-node difference between tree verification and a
   sequential forward along the node's path (zero up to float rounding when
-  positions are depths; large when they are BFS indices, as in the published code).
+  positions are depths; large when they are BFS indices, as in the published code);
+  :func:`tree_token_verdicts`: the same comparison as a verdict on each node's greedy token.
 * :func:`compare_with_autoregressive`: runs a method and plain greedy decoding and
   gives a verdict: ``identical``; ``near-tie`` when they first part where both tokens'
   logits are closer to the target's best logit than rounding can tell apart; else ``mismatch``.
@@ -90,13 +91,10 @@ def classify_divergence(target, input_ids: Tensor, reference: list[int],
 
 
 @torch.inference_mode()
-def tree_logits_error(target, prefix_ids: Tensor, tree: TokenTree, *,
-                      depth_positions: bool = True) -> Tensor:
-    """[n] max ``|logit difference|`` at each tree node, tree verification vs sequential forward.
-
-    ``prefix_ids`` [1, P] are the committed tokens before the root. With
-    ``depth_positions=False`` nodes get positions P + BFS index (the published bug).
-    """
+def _tree_and_sequential_logits(target, prefix_ids: Tensor, tree: TokenTree,
+                                depth_positions: bool) -> tuple[Tensor, Tensor]:
+    """[n, V] float32 logits of every node from one tree forward, and from a sequential
+    forward along each node's path."""
     prefix_ids = prefix_ids.to(target.device)
     tree = tree.to(target.device)
     prefix_len = prefix_ids.shape[1]
@@ -105,13 +103,44 @@ def tree_logits_error(target, prefix_ids: Tensor, tree: TokenTree, *,
     positions = None if depth_positions else (
         prefix_len + torch.arange(tree.size, device=target.device)).unsqueeze(0)
     got = tree_logits(target, cache, tree, prefix_len, position_ids=positions).float()
-    errors = torch.empty(tree.size, device="cpu")
+    want = []
     for node in range(tree.size):
         path = tree.tokens[tree.ancestors[node]]
         sequence = torch.cat([prefix_ids[0], path]).unsqueeze(0)
-        want = target(sequence).logits[0, -1].float()
-        errors[node] = (got[node] - want).abs().max()
-    return errors
+        want.append(target(sequence).logits[0, -1].float())
+    return got, torch.stack(want)
+
+
+def tree_logits_error(target, prefix_ids: Tensor, tree: TokenTree, *,
+                      depth_positions: bool = True) -> Tensor:
+    """[n] max ``|logit difference|`` at each tree node, tree verification vs sequential forward.
+
+    ``prefix_ids`` [1, P] are the committed tokens before the root. With
+    ``depth_positions=False`` nodes get positions P + BFS index (the published bug).
+    """
+    got, want = _tree_and_sequential_logits(target, prefix_ids, tree, depth_positions)
+    return (got - want).abs().max(dim=-1).values.cpu()
+
+
+def tree_token_verdicts(target, prefix_ids: Tensor, tree: TokenTree, *,
+                        depth_positions: bool = True) -> list[str]:
+    """Per tree node, does verification pick the sequential forward's greedy token?
+
+    ``identical`` when it does; ``near-tie`` when it picks another token within rounding of the
+    sequential forward's best logit (:func:`near_tie_bound` in the target's dtype); else
+    ``mismatch``. Unlike a threshold on :func:`tree_logits_error`, the verdicts do not depend
+    on which kernel a CPU library picked, only on whether the positions are right.
+    """
+    got, want = _tree_and_sequential_logits(target, prefix_ids, tree, depth_positions)
+    verdicts = []
+    for tree_row, sequential in zip(got, want, strict=True):
+        chosen, best = int(tree_row.argmax()), float(sequential.max())
+        if chosen == int(sequential.argmax()):
+            verdicts.append("identical")
+        else:
+            margin = best - float(sequential[chosen])
+            verdicts.append("near-tie" if margin <= near_tie_bound(best, target.dtype) else "mismatch")
+    return verdicts
 
 
 @dataclass

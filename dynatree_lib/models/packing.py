@@ -60,11 +60,16 @@ def pack_linear_weights(model: nn.Module) -> int:
     """Replace every ``nn.Linear`` of ``model`` by a :class:`PackedLinear`, in place.
 
     Returns the number of layers packed: 0 when packing is unavailable (GPU, not
-    float32, no oneDNN) or when a probe finds that a packed layer computes something
-    else than the original, in which case the model is left untouched with a warning.
+    float32, no oneDNN, a model sharded across processes) or when a probe finds that a
+    packed layer computes something else than the original, in which case the model is left
+    untouched with a warning.
     """
+    from .sharding import is_sharded
+
     if getattr(model, "_dynatree_packed", False) or not packing_available(model):
         return 0
+    if is_sharded(model):
+        return 0  # a sharded layer's weight is a distributed tensor: oneDNN cannot pack it
     found = [(parent, name, child) for parent in model.modules()
              for name, child in parent.named_children() if type(child) is nn.Linear]
     packed = []

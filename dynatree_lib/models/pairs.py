@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .sharding import sharding_kwargs, world
+
 PYTHIA = ("EleutherAI/pythia-2.8b", "EleutherAI/pythia-70m")
 
 
@@ -54,6 +56,7 @@ class ModelPair:
     packed: bool = False  # linear weights packed for oneDNN (CPU float32 fast path)
     drafters: dict[str, object] = field(default_factory=dict)
     default_drafter: str = "model"
+    shards: int = 1       # processes the target is sharded over (torchrun; models/sharding.py)
 
     def __post_init__(self) -> None:
         self.drafters = {"model": self.draft, **self.drafters}
@@ -80,7 +83,9 @@ class ModelPair:
         others = "".join(f", {name} {drafter_name(d)}" for name, d in self.drafters.items()
                          if name != "model")
         return (f"pair {self.name} on {self.device} ({str(self.dtype).removeprefix('torch.')}"
-                f"{', packed weights' if self.packed else ''}); draft {drafter_name(self.draft)}{others}; "
+                f"{', packed weights' if self.packed else ''}"
+                f"{f', target sharded over {self.shards} processes' if self.shards > 1 else ''}); "
+                f"draft {drafter_name(self.draft)}{others}; "
                 f"our methods draft with {DRAFTER_TITLES.get(self.default_drafter, self.default_drafter)}")
 
 
@@ -108,12 +113,16 @@ def default_device() -> torch.device:
 
 def load_pair(name: str | tuple[str, str] | None = None, *, device: str | torch.device | None = None,
               dtype: torch.dtype | None = None, pack_weights: bool = True,
-              drafter: str | None = None) -> ModelPair:
+              drafter: str | None = None, shard: bool | None = None) -> ModelPair:
     """Load a (target, draft) pair; see the module docstring for names and defaults.
 
     ``drafter``: the name of the drafter our methods use by default, "model" (the causal-LM
     draft) or "head" (the feature head, embedded pair only); default: ``EMBEDDED_DRAFTER`` for
     the embedded pair, "model" otherwise.
+    ``shard``: load a hub target with transformers' tensor-parallel plan across the processes of
+    a ``torchrun`` launch, the draft whole on every process (``models/sharding.py``); None (the
+    default) shards when run under torchrun with more than one process. The embedded target
+    (9 attention heads, an embedding the draft shares) is never sharded.
     """
     if drafter not in (None, "model", "head"):
         raise ValueError(f"drafter must be 'model' or 'head', got {drafter!r}")
@@ -122,7 +131,7 @@ def load_pair(name: str | tuple[str, str] | None = None, *, device: str | torch.
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # loading bars would fill notebooks and logs
     try:
-        pair = _load(name, device, dtype)
+        pair = _load(name, device, dtype, shard)
     finally:
         if bars:
             hf_logging.enable_progress_bar()
@@ -140,13 +149,16 @@ def load_pair(name: str | tuple[str, str] | None = None, *, device: str | torch.
     return pair
 
 
-def _load(name, device, dtype) -> ModelPair:
+def _load(name, device, dtype, shard: bool | None = None) -> ModelPair:
     device = torch.device(device) if device is not None else default_device()
     if name is None:
         name = os.environ.get("DYNATREE_PAIR") or ("pythia" if device.type == "cuda" else "embedded")
     if isinstance(name, str) and "," in name:
         name = tuple(part.strip() for part in name.split(","))
     if name == "embedded":
+        if shard:
+            raise ValueError("the embedded target cannot be sharded (9 attention heads, an embedding "
+                             "the draft shares): run it whole on every process, shard=False")
         from .embedded import load_embedded_draft, load_embedded_target
         from .feature_head import HEAD_WEIGHTS, FeatureDrafter, load_head
 
@@ -162,10 +174,13 @@ def _load(name, device, dtype) -> ModelPair:
     else:
         raise ValueError(f"unknown pair {name!r}: use 'embedded', 'pythia' or (target, draft)")
     dtype = dtype or default_dtype(label, device)
-    target, tokenizer = _from_hub(pair[0], device, dtype)
-    draft, draft_tokenizer = _from_hub(pair[1], device, dtype)
+    shards = world()[1] if shard or shard is None else 1
+    if shard and shards == 1:
+        raise ValueError("shard=True needs several processes: launch with torchrun --nproc_per_node N")
+    target, tokenizer = _from_hub(pair[0], device, dtype, sharded=shards > 1)
+    draft, draft_tokenizer = _from_hub(pair[1], target.device, dtype)
     check_tokenizers(tokenizer, draft_tokenizer)
-    return ModelPair(target, draft, tokenizer, label, device, dtype)
+    return ModelPair(target, draft, tokenizer, label, target.device, dtype, shards=shards)
 
 
 @functools.cache
@@ -181,19 +196,22 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def _from_hub(model_id: str, device: torch.device, dtype: torch.dtype):
+def _from_hub(model_id: str, device: torch.device, dtype: torch.dtype, sharded: bool = False):
+    """(model, tokenizer) from the hub or a local folder; ``sharded``: tensor-parallel across the
+    processes of a torchrun launch, each on the device transformers binds to its rank."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     local = os.path.isdir(model_id) or not hub_reachable()  # unreachable hub: the local cache only
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_id, local_files_only=local)
         model = AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype, attn_implementation="sdpa",
-                                                     local_files_only=local)
+                                                     local_files_only=local,
+                                                     **(sharding_kwargs() if sharded else {}))
     except OSError as error:
         where = "the Hugging Face Hub is unreachable and it is not in the local cache" if local and not \
             os.path.isdir(model_id) else str(error).splitlines()[0]
         raise RuntimeError(f"cannot load {model_id!r}: {where}; offline, use load_pair('embedded')") from None
-    return model.to(device).eval(), tokenizer
+    return (model if sharded else model.to(device)).eval(), tokenizer
 
 
 def check_tokenizers(target_tokenizer, draft_tokenizer) -> None:
