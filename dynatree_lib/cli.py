@@ -264,6 +264,34 @@ def cmd_costs(args: argparse.Namespace) -> None:
     print(f"wrote {_save(write_json, doc, output_path(args, name))}")
 
 
+def cmd_export_tree(args: argparse.Namespace) -> None:
+    import json
+
+    from .harness.data import prompt_set
+    from .harness.environment import environment, result_name
+    from .harness.static_tree import static_tree_document
+    from .models.pairs import load_pair
+
+    pair = load_pair(args.pair, device=args.device)
+    prompts = prompt_set(args.dataset, pair.tokenizer, args.num_prompts, args.max_prompt_tokens,
+                         seed=args.seed)
+    doc = static_tree_document(pair, prompts, args.max_new_tokens)
+    doc.update(dataset=args.dataset, environment=environment(pair.device, pair.dtype), command=_command())
+    print(f"most common shape: {doc['nodes']} nodes, depth {doc['depth']}, {doc['share']:.0%} of "
+          f"{doc['iterations']} iterations ({doc['distinct_shapes']} distinct shapes)")
+    print(f"accepted draft tokens per iteration: DynaTree {doc['dynatree_accepted_per_iteration']:.2f}, "
+          f"inside this static shape {doc['static_accepted_per_iteration']:.2f} (a lower bound)")
+    print(f"speculative_token_tree: {doc['vllm_speculative_token_tree']}")
+
+    def write(doc: dict, path) -> str:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc, indent=1) + "\n")
+        return str(path)
+
+    name = result_name("static_tree", args.dataset, pair.name, pair.device.type)
+    print(f"wrote {_save(write, doc, output_path(args, name))}")
+
+
 def cmd_export_web(args: argparse.Namespace) -> None:
     from .web.export import export_web
 
@@ -461,6 +489,18 @@ def main(argv: list[str] | None = None) -> None:
     cost.add_argument("--repeats", type=int, default=20, help="measured rounds (each size's median)")
     _outputs(cost, "costs_<pair>_<device>.json")
     cost.set_defaults(run=cmd_costs)
+    tree = sub.add_parser("export-tree", help="the tree shape DynaTree grew most often on a workload, as "
+                                               "a static tree (vLLM's speculative_token_tree) with what "
+                                               "it would keep")
+    tree.add_argument("--pair", help="embedded, pythia or TARGET,DRAFT (default: by device)")
+    tree.add_argument("--device")
+    tree.add_argument("--dataset", choices=["wikitext2", "pg19"], default="wikitext2")
+    tree.add_argument("--num-prompts", type=int, default=4)
+    tree.add_argument("--max-new-tokens", type=int, default=64)
+    tree.add_argument("--max-prompt-tokens", type=int, default=200)
+    tree.add_argument("--seed", type=int, default=0, help="prompt selection seed")
+    _outputs(tree, "static_tree_<dataset>_<pair>_<device>.json")
+    tree.set_defaults(run=cmd_export_tree)
     web = sub.add_parser("export-web", help="the embedded pair as ONNX graphs + the live in-browser decoder "
                                              "(a static page; ~2 min the first time)")
     web.add_argument("--out", default="live", help="output folder (default: ./live)")

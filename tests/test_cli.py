@@ -133,3 +133,16 @@ def test_explorer_file_becomes_a_working_page_fragment(saved_pair, tmp_path, cap
     data = json.loads(re.search(r"const data = (\{.*?\});\n", html).group(1))
     assert len(data["settings"]) == 54 and all(s["trees"] for s in data["settings"].values())
     assert html.count('<select data-key="') == 5 and "Plotly.react" in html
+
+
+def test_export_tree_writes_a_static_tree(saved_pair, tmp_path, capsys):
+    import ast
+    import json
+
+    out = tmp_path / "tree.json"
+    main(["export-tree", "--pair", f"{saved_pair['target']},{saved_pair['draft']}", "--num-prompts", "2",
+          "--max-new-tokens", "12", "--max-prompt-tokens", "40", "--output", str(out)])
+    doc = json.loads(out.read_text())
+    assert ast.literal_eval(doc["vllm_speculative_token_tree"]) == [tuple(p) for p in doc["shape"]]
+    assert doc["command"].startswith("python -m dynatree_lib") and "environment" in doc
+    assert "speculative_token_tree:" in capsys.readouterr().out

@@ -134,3 +134,16 @@ def test_controller_state_resets_per_call_unless_passed(pair):
     moved = kept.base_depth
     third = generate(target, draft, prompt(4), method, 40, eos_token_id=[], controller=kept).stats
     assert third.base_depth[0] == moved != 2.0
+
+
+def test_the_stopwatch_charges_each_lap_to_its_phase(monkeypatch):
+    import dynatree_lib.core.timing as timing
+
+    ticks = iter([0.0, 0.0, 1.0, 3.0, 3.5, 6.0, 10.0])   # start, marks..., end
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: next(ticks))
+    clock = timing.Stopwatch("cpu")
+    clock.lap("draft")
+    clock.lap("verify")
+    clock.lap("draft")
+    clock.lap("other")
+    assert clock.totals() == {"draft": 1.0 + 0.5, "verify": 2.0, "other": 2.5, "total": 10.0}

@@ -27,7 +27,9 @@ class GenerationStats:
       ``controller_bounds``: the share of iterations with either at a bound of its range
       (:func:`dynatree_lib.core.controller.bound_shares`).
 
-    Times are seconds, read after the device finished its queued work (``timing.now``).
+    Times are seconds. The total waits for the device's queued work (``timing.now``); on CUDA
+    the phases (prefill, draft, verify) are timed with CUDA events, so timing drains the GPU
+    once per call, not once per phase, for AR and the speculative methods alike.
     """
 
     prompt_tokens: int = 0
