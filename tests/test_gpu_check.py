@@ -19,6 +19,10 @@ def test_gpu_check_dry_run_writes_a_valid_passing_file(tmp_path, capsys):
     curve = doc["costs"]["target_curve"]
     assert list(curve) == ["1", "2", "4", "8", "16", "32", "64", "128", "256"]
     assert 0 < doc["costs"]["draft_cost_ratio"]
+    assert doc["sharded"]["passed"] and doc["sharded"]["identical_to_unsharded"]   # two gloo processes
+    reads = {row["method"]: row["per_iteration"] for row in doc["host_reads"]}
+    assert set(reads) == {"Autoregressive()", "Linear(k=4)", "FixedTree(4, 2, 0.01)", "DynaTree()"}
+    assert 1 <= reads["Autoregressive()"] < 2   # one read per token: the next token's id
     assert "PASSED" in capsys.readouterr().out
 
 

@@ -4,14 +4,13 @@ plan) with a replicated draft gives the unsharded target's own output on every r
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import VOCAB, build_target, hf_greedy, noisy_copy, prompt
+from tiny_models import build_target, hf_greedy, noisy_copy, prompt
 
 pytest.importorskip("torch.distributed.run")
 pytestmark = pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="no gloo backend")
@@ -27,33 +26,23 @@ def _torchrun(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 def tiny_pair(tmp_path_factory):
     """A tiny Llama target (4 heads: shardable in two) and its noisy copy, saved with a
     word-level tokenizer (w0 ... w95) as hub folders."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
+    from dynatree_lib.harness.sharded_check import save_pair
 
     folder = tmp_path_factory.mktemp("pair")
     target = build_target("llama")
-    vocab = {f"w{i}": i for i in range(VOCAB)}
-    words = Tokenizer(models.WordLevel(vocab, unk_token="w0"))
-    words.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=words, unk_token="w0", pad_token="w0")
-    for name, model in (("target", target), ("draft", noisy_copy(target, 0.02))):
-        model.save_pretrained(folder / name)
-        tokenizer.save_pretrained(folder / name)
     ids = prompt(5, length=10)
-    (folder / "prompt.json").write_text(json.dumps(ids[0].tolist()))
+    save_pair(folder, target, noisy_copy(target, 0.02), ids[0].tolist())
     return folder, target, ids
 
 
 def test_a_sharded_target_gives_the_unsharded_output_on_every_rank(tiny_pair):
+    from dynatree_lib.harness.sharded_check import run_sharded_check
+
     folder, target, ids = tiny_pair
-    run = _torchrun(str(HERE / "sharded_worker.py"), str(folder))
-    assert run.returncode == 0, run.stderr[-3000:]
-    reference = hf_greedy(target, ids, 24, eos_token_id=[])
-    ranks = [json.loads((folder / f"rank{r}.json").read_text()) for r in (0, 1)]
-    for got in ranks:
-        assert got["shards"] == 2 and got["packed"] is False   # a sharded target is never packed
-        assert got["dynatree"] == got["fixed"] == got["linear"] == reference
-    assert ranks[0]["sampled"] == ranks[1]["sampled"]   # the same draws: every rank commits alike
+    result = run_sharded_check(folder, hf_greedy(target, ids, 24, eos_token_id=[]))
+    assert result["passed"], result.get("error") or result
+    assert result["shards"] == [2, 2] and result["identical_to_unsharded"]
+    assert all(rank["packed"] is False for rank in result["ranks"])   # a sharded target is never packed
 
 
 def test_the_cli_under_torchrun_speaks_on_rank_zero_only(tiny_pair):

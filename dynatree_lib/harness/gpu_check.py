@@ -119,6 +119,45 @@ def split_section(device: torch.device, new_tokens: int) -> dict:
     return {"device_map": {k: str(v) for k, v in device_map.items()}, **verdicts}
 
 
+def sharded_section(device: torch.device, new_tokens: int) -> dict:
+    """A tiny Llama target sharded over two processes (torchrun; NCCL on two GPUs, gloo on the
+    CPU in a dry run) against its unsharded greedy output (:mod:`.sharded_check`)."""
+    from .sharded_check import run_sharded_check, save_pair
+
+    if device.type == "cuda" and torch.cuda.device_count() < 2:
+        return {"processes": 2, "passed": None, "skipped": "one GPU: sharding needs two (the gloo "
+                "path on the CPU is checked by the tests)"}
+    target, draft = _tiny("llama"), _noisy(_tiny("llama"))
+    ids = _prompts(1, "cpu")[0]
+    reference = target.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                max_new_tokens=new_tokens, pad_token_id=0)[0, ids.shape[1]:].tolist()
+    with tempfile.TemporaryDirectory() as folder:
+        save_pair(Path(folder), target, draft, ids[0].tolist())
+        result = run_sharded_check(Path(folder), reference)
+    result.pop("ranks", None)
+    return result
+
+
+def reads_section(device: torch.device, new_tokens: int) -> list[dict]:
+    """Reads of device data into Python per iteration (per token for AR), each method on a tiny
+    Llama pair whose draft agrees often (:mod:`dynatree_lib.harness.host_reads`)."""
+    from ..core.decode import generate
+    from ..core.methods import Autoregressive
+    from .host_reads import reads_per_iteration
+
+    target = _tiny("llama").to(device)
+    draft = _noisy(_tiny("llama"), noise=0.005).to(device)
+    ids = _prompts(1, device)[0]
+    rows = []
+    for label, method in {"Autoregressive()": Autoregressive(), **METHODS}.items():
+        generate(target, draft, ids, method, 8, eos_token_id=[])   # warm-up, not counted
+        counted = reads_per_iteration(lambda m=method: generate(target, draft, ids, m, new_tokens,
+                                                                eos_token_id=[]))
+        rows.append({"method": label, "reads": counted["reads"], "iterations": counted["iterations"],
+                     "per_iteration": counted["per_iteration"]})
+    return rows
+
+
 @torch.inference_mode()
 def _step_times(model, sizes, prefix_len: int, repeats: int) -> dict[str, float]:
     from .costs import forward_cost_curve
@@ -153,7 +192,7 @@ def costs_section(device: torch.device, dry_run: bool, repeats: int, prefix_len:
 
 def run_gpu_check(device: str | torch.device | None = None, dry_run: bool = False, *, prompts: int = 3,
                   new_tokens: int = 32, repeats: int = 5, prefix_len: int = 256, command: str = "") -> dict:
-    """Run the three sections; returns the document (validated)."""
+    """Run the sections; returns the document (validated)."""
     from transformers.utils import logging as hf_logging
 
     from .environment import environment
@@ -170,9 +209,11 @@ def run_gpu_check(device: str | torch.device | None = None, dry_run: bool = Fals
            "environment": environment(device, torch.float16 if not dry_run else torch.float32),
            "exactness": exactness_section(device, prompts, new_tokens),
            "split": split_section(device, new_tokens),
-           "costs": costs_section(device, dry_run, repeats, prefix_len if not dry_run else 32)}
+           "costs": costs_section(device, dry_run, repeats, prefix_len if not dry_run else 32),
+           "host_reads": reads_section(device, 48),
+           "sharded": sharded_section(device, 24)}
     doc["passed"] = (all(row["mismatch"] == 0 for row in doc["exactness"]) and doc["split"]["mismatch"] == 0
-                     and doc["split"]["near-tie"] == 0)
+                     and doc["split"]["near-tie"] == 0 and doc["sharded"]["passed"] is not False)
     doc["seconds"] = now(device) - started
     doc["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return validate(doc, SCHEMA)
@@ -205,4 +246,10 @@ def summary(doc: dict) -> str:
                  + " ".join(f"{n}:{t / curve['1']:.2f}" for n, t in curve.items()))
     lines.append(f"  draft ({c['configs']['draft']}): one step {1000 * c['draft_step']:.2f} ms "
                  f"= {c['draft_cost_ratio']:.3f} of a target step")
+    sharded = doc["sharded"]
+    lines.append(f"  sharded target over {sharded['processes']} processes: " + (
+        sharded["skipped"] if sharded.get("skipped") else
+        f"identical to unsharded: {sharded.get('identical_to_unsharded')}, passed: {sharded['passed']}"))
+    lines.append("  reads of device data per iteration: " + ", ".join(
+        f"{row['method']} {row['per_iteration']:.1f}" for row in doc["host_reads"]))
     return "\n".join(lines)
