@@ -11,7 +11,13 @@ from .core.controller import HistoryController
 from .core.decode import GenerationResult, GenerationStats, IterationTrace, generate
 from .core.methods import Autoregressive, DynaTree, FixedTree, Linear
 from .harness.data import prompt_set
-from .harness.exactness import ExactnessReport, compare_with_autoregressive, tree_logits_error
+from .harness.exactness import (
+    ExactnessReport,
+    compare_with_autoregressive,
+    tree_logits_error,
+    verdict,
+    worst_verdict,
+)
 from .models.pairs import ModelPair, load_pair
 
 check_torch_version()  # a clear error on an untested torch instead of an obscure one later
@@ -20,6 +26,6 @@ __all__ = [
     "load_pair", "ModelPair", "prompt_set",
     "generate", "Autoregressive", "Linear", "FixedTree", "DynaTree", "HistoryController",
     "GenerationResult", "GenerationStats", "IterationTrace", "ExactnessReport",
-    "compare_with_autoregressive", "tree_logits_error", "UnsupportedModelError",
+    "compare_with_autoregressive", "tree_logits_error", "verdict", "worst_verdict", "UnsupportedModelError",
     "check_tree_attention",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_models import build_target, hf_greedy, noisy_copy, prompt
+from tiny_models import VOCAB, build_target, hf_greedy, noisy_copy, prompt
 
 from dynatree_lib import Autoregressive, DynaTree, FixedTree, Linear, compare_with_autoregressive, generate
 from dynatree_lib.core.tree import TokenTree
@@ -96,3 +96,17 @@ def test_bfloat16_check_reports_divergence_or_identity(pair):
     finally:
         for m in pair:
             m.float()
+
+
+def test_verdicts_for_the_chapters():
+    from dynatree_lib import verdict, worst_verdict
+
+    target = build_target("llama")
+    ids = prompt(9)
+    reference = generate(target, None, ids, Autoregressive(), 12, eos_token_id=[]).new_tokens
+    assert verdict(target, ids, reference, list(reference)) == "identical"
+    wrong = list(reference)
+    wrong[3] = (wrong[3] + 1) % VOCAB          # a token the target does not pick: far from its best
+    assert verdict(target, ids, reference, wrong) == "mismatch"
+    assert worst_verdict(["identical", "near-tie", "identical"]) == "near-tie"
+    assert worst_verdict(iter(["near-tie", "mismatch"])) == "mismatch" and worst_verdict([]) == "identical"

@@ -82,8 +82,8 @@ METHODS: dict[str, MethodEntry] = {}
 
 
 def register_method(name: str, config: type, adapts: bool = False):
-    """Register ``config`` under ``name``; decorates its growth-rule maker (or call it bare)."""
-    def add(rule: RuleMaker | None) -> RuleMaker | None:
+    """Register ``config`` under ``name``: decorates the function that makes its growth rule."""
+    def add(rule: RuleMaker) -> RuleMaker:
         METHODS[name] = MethodEntry(name, config, rule, adapts)
         return rule
     return add
@@ -106,7 +106,7 @@ def growth_rule(method, controller: HistoryController | None, depth_cap: int) ->
     return entry.rule(method, controller, depth_cap)
 
 
-register_method("ar", Autoregressive)(None)
+METHODS["ar"] = MethodEntry("ar", Autoregressive)   # drafts nothing: no growth rule
 
 
 @register_method("linear", Linear)

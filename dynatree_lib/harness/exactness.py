@@ -90,6 +90,20 @@ def classify_divergence(target, input_ids: Tensor, reference: list[int],
     return Divergence("near-tie" if margin <= bound else "mismatch", i, ref_token, got, margin, bound)
 
 
+def verdict(target, input_ids: Tensor, reference: list[int], tokens: list[int]) -> str:
+    """``identical``, ``near-tie`` or ``mismatch``: ``tokens`` against ``reference`` (greedy
+    decoding's tokens after ``input_ids`` [1, L]), as :func:`classify_divergence` judges them.
+    What the chapters print, so a half-precision run reads honestly (a near-tie is not a bug)."""
+    divergence = classify_divergence(target, input_ids, reference, tokens)
+    return "identical" if divergence is None else divergence.verdict
+
+
+def worst_verdict(verdicts) -> str:
+    """The worst of several verdicts: any mismatch, else any near-tie, else identical."""
+    verdicts = set(verdicts)
+    return next((v for v in ("mismatch", "near-tie") if v in verdicts), "identical")
+
+
 @torch.inference_mode()
 def _tree_and_sequential_logits(target, prefix_ids: Tensor, tree: TokenTree,
                                 depth_positions: bool) -> tuple[Tensor, Tensor]:
