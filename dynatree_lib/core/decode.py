@@ -215,8 +215,8 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
     if drafter is None:
         _autoregressive(state)
     else:
-        _speculate(state, Speculator(drafter, method, entry, vocab, acceptance(sampler),
-                                     controller or entry.controller(method)))
+        adapting = controller if controller is not None else entry.controller(method)
+        _speculate(state, Speculator(drafter, method, entry, vocab, acceptance(sampler), adapting))
     stats.new_tokens = len(state.out)
     seconds = state.clock.totals()   # the only wait for the device that timing adds
     stats.time_prefill = stats.ttft = seconds.get("prefill", 0.0)
