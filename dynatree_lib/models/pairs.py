@@ -16,7 +16,8 @@ Presets:
 ``DYNATREE_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``, ...) the default device, so tests and
 notebooks can pin the embedded pair on the CPU of a machine that has a GPU.
 On CPU in float32 both models get oneDNN-packed linear weights (``packing.py``):
-the same computation, faster, for every method alike; ``pack_weights=False`` opts out.
+the same computation for every method alike (faster or slower per model and CPU: the cost curves
+of ``python -m dynatree_lib costs`` tell); ``pack_weights=False`` opts out.
 """
 
 from __future__ import annotations
