@@ -46,9 +46,9 @@ def shape_summary(traces: list[IterationTrace]) -> dict:
     shapes = Counter(tuple(rank_paths(t)) for t in traces)
     shape, count = shapes.most_common(1)[0]
     inside = set(shape)
+    accepted_paths = [accepted_rank_path(t) for t in traces]
     kept, per_node = [], Counter()
-    for trace in traces:
-        accepted = accepted_rank_path(trace)
+    for accepted in accepted_paths:
         depth = next((d for d in range(len(accepted), 0, -1) if accepted[:d] in inside), 0)
         kept.append(depth)
         per_node.update(accepted[:d] for d in range(1, depth + 1))
@@ -58,7 +58,7 @@ def shape_summary(traces: list[IterationTrace]) -> dict:
             "distinct_shapes": len(shapes),
             "vllm_speculative_token_tree": str([tuple(p) for p in shape]),
             "static_accepted_per_iteration": sum(kept) / n,
-            "dynatree_accepted_per_iteration": sum(len(accepted_rank_path(t)) for t in traces) / n,
+            "dynatree_accepted_per_iteration": sum(map(len, accepted_paths)) / n,
             "node_acceptance": {str(tuple(p)): per_node[p] / n for p in shape}}
 
 
