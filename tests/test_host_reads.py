@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
-from tiny_models import build_target, noisy_copy, prompt
+from tiny_models import build_target, hf_greedy, noisy_copy, prompt
 
-from dynatree_lib import Autoregressive, DynaTree, generate
-from dynatree_lib.harness.host_reads import HostReads, reads_per_iteration
+from dynatree_lib import Autoregressive, DynaTree, FixedTree, Linear, generate
+from dynatree_lib.harness.host_reads import READ_BUDGET, HostReads, reads_per_iteration
+from dynatree_lib.models.feature_head import FeatureDrafter, build_head
 
 
 def test_each_kind_of_read_counts_once_and_plain_math_not_at_all():
@@ -20,9 +22,11 @@ def test_each_kind_of_read_counts_once_and_plain_math_not_at_all():
         x.tolist()
         torch.where(x > 2)                # the one-argument form is nonzero
         torch.where(x > 2, x, 0.0)        # the three-argument form is not
+        x[x > 4] = 0.0                    # a masked assignment finds its indices first
+        x.masked_fill(x > 4, 0.0)         # masked_fill does not
     assert reads.by_kind == {"boolean index": 1, "nonzero": 2, "float": 1, "int": 1, "bool": 1, "item": 1,
-                             "tolist": 1, "where": 1}
-    assert torch.Tensor.item is not None and reads.total == 9
+                             "tolist": 1, "where": 1, "boolean assignment": 1}
+    assert torch.Tensor.item is not None and reads.total == 10
     with HostReads() as after:            # the patch is undone: a new counter starts from zero
         pass
     assert after.total == 0
@@ -38,3 +42,36 @@ def test_autoregressive_decoding_reads_one_token_per_step_and_counts_repeat():
     twice = [reads_per_iteration(lambda: generate(target, draft, ids, DynaTree(), 24, eos_token_id=[]))
              for _ in range(2)]
     assert twice[0] == twice[1] and twice[0]["reads"] > 0   # a property of the code, not of timing
+
+
+DEEP = [Linear(k=8), FixedTree(depth=6, branch=2, threshold=0.001),
+        DynaTree(rho_stop=0.01, rho_deep=0.05), DynaTree(base_depth=2, lookup=6)]
+
+
+@pytest.fixture(scope="module")
+def agreeing_pair():
+    target = build_target("llama")
+    return target, noisy_copy(target, 0.005)
+
+
+@pytest.mark.parametrize("method", DEEP, ids=repr)
+def test_a_greedy_iteration_reads_the_device_at_most_three_times_at_any_depth(agreeing_pair, method):
+    target, draft = agreeing_pair
+    ids = prompt(3)
+    out = {}
+    counted = reads_per_iteration(lambda: out.setdefault("r", generate(target, draft, ids, method, 48,
+                                                                       eos_token_id=[])))
+    stats = out["r"].stats
+    assert max(stats.drafted_depth) >= 4   # deep trees: the count does not grow with depth
+    assert counted["iterations"] == stats.iterations and counted["most_per_iteration"] <= READ_BUDGET
+    assert out["r"].new_tokens == hf_greedy(target, ids, 48, eos_token_id=[])
+
+
+@pytest.mark.parametrize("method", [Linear(k=6), DynaTree(rho_stop=0.001, rho_deep=0.002)], ids=repr)
+def test_the_feature_head_reads_no_more(method):
+    target = build_target("llama")
+    drafter = FeatureDrafter(build_head(target, torch.arange(64)).eval(), target)
+    out = {}
+    counted = reads_per_iteration(lambda: out.setdefault("r", generate(target, drafter, prompt(4), method, 32,
+                                                                       eos_token_id=[])))
+    assert max(out["r"].stats.drafted_depth) >= 3 and counted["most_per_iteration"] <= READ_BUDGET

@@ -15,10 +15,11 @@ from dynatree_lib.harness.bench import parse_methods
 def test_find_continuation_prefers_the_longest_suffix_and_the_latest_match():
     seq = torch.tensor([5, 1, 2, 9, 9, 1, 2, 7, 8, 3, 2])
     # suffix [3, 2] never occurred before; [2] occurred at 2 and 6: the latest wins -> 7, 8, 3
-    assert find_continuation(seq, 3).tolist() == [7, 8, 3]
-    assert find_continuation(torch.tensor([1, 2, 3, 1, 2]), 5).tolist() == [3, 1, 2]  # 2-gram match
-    assert find_continuation(torch.tensor([1, 2, 3]), 4).numel() == 0
-    assert find_continuation(torch.tensor([4]), 4).numel() == 0
+    assert find_continuation(seq, 3) == [7, 8, 3]
+    assert find_continuation(seq.tolist(), 3) == [7, 8, 3]   # the loop passes host lists
+    assert find_continuation(torch.tensor([1, 2, 3, 1, 2]), 5) == [3, 1, 2]  # 2-gram match
+    assert find_continuation(torch.tensor([1, 2, 3]), 4) == []
+    assert find_continuation([4], 4) == []
 
 
 def test_graft_reuses_matching_nodes_and_keeps_siblings_distinct():
@@ -60,7 +61,7 @@ def test_lookup_chain_is_grafted_outside_the_node_budget(pair):
     grafted_any = False
     for step in result.trace:
         wanted = 24 - (step.prefix_len + 1 - ids.shape[1]) - 1  # tokens still wanted after the root
-        continuation = find_continuation(everything[:step.prefix_len + 1], min(10, wanted)).tolist()
+        continuation = find_continuation(everything[:step.prefix_len + 1], min(10, wanted))
         assert set(continuation) <= set(step.tokens)  # the lookup's tokens are all in the tree
         grafted_any |= bool(continuation)
     assert grafted_any

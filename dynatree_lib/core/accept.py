@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import Tensor
+import torch
 
 from .growth import DraftedTree
 from .sampling import Sampler, sample_walk
@@ -19,11 +19,11 @@ from .verify import Verification
 
 @dataclass(frozen=True)
 class Accepted:
-    """One iteration's outcome: ``path`` [m + 1] accepted tree nodes, root first; ``tokens``
+    """One iteration's outcome: ``path`` the m + 1 accepted tree nodes, root first; ``tokens``
     the committed tokens (accepted candidates, then the target's own); ``drafted`` how many
     of ``tokens`` are accepted candidates (a sampled stub beyond the path included)."""
 
-    path: Tensor
+    path: list[int]
     tokens: list[int]
     drafted: int
 
@@ -35,9 +35,11 @@ class GreedyAcceptance:
 
     def __call__(self, drafted: DraftedTree, verified: Verification) -> Accepted:
         tree, next_tokens = drafted.tree, verified.next_tokens
-        path = tree.accepted_path(next_tokens)
-        tokens = tree.tokens[path[1:]].tolist() + [int(next_tokens[path[-1]])]
-        return Accepted(path, tokens, len(tokens) - 1)
+        deepest = tree.deepest_accepted(next_tokens)
+        node, bonus = torch.stack([deepest, next_tokens[deepest]]).tolist()   # the one read
+        path = tree.path_to(node)
+        known = tree.read()   # the host copy of the compacted tree: no read
+        return Accepted(path, [known.tokens[i] for i in path[1:]] + [bonus], len(path) - 1)
 
 
 class SampledAcceptance:

@@ -20,7 +20,7 @@ from .accept import Accepted, GreedyAcceptance, SampledAcceptance, acceptance
 from .compat import check_sliding_window, check_tree_attention, vocab_size
 from .controller import HistoryController, bound_shares
 from .drafter import Drafter, as_drafter
-from .growth import DraftedTree, MethodEntry, draft_tree, growth_rule, method_entry
+from .growth import DraftedTree, MethodEntry, draft_tree, growth_rule, method_entry, next_levels
 from .kv import keep_cache_entries
 from .lookup import find_continuation, graft_chain
 from .methods import DynaTree, Method
@@ -48,6 +48,7 @@ class DecodeState:
     processors: object | None = None  # the target's generation_config processors (processors.py)
     sampler: Sampler | None = None
     out: list[int] = field(default_factory=list)
+    prompt: list[int] | None = None   # the prompt on the host, where context lookup searches it
     stats: GenerationStats = field(default_factory=GenerationStats)
     traces: list[IterationTrace] | None = None
 
@@ -73,6 +74,7 @@ class Speculator:
     vocab: int                        # draft logits beyond it are ignored
     accept: GreedyAcceptance | SampledAcceptance
     controller: HistoryController | None = None
+    levels: int | None = None         # levels the next tree grows (growth.next_levels); None: the rule's
 
 
 def _eos_ids(target, eos_token_id: int | list[int] | None) -> set[int]:
@@ -210,7 +212,8 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
     state = DecodeState(target=target, cache=DynamicCache(config=target.config), sequence=input_ids[0],
                         prefix_len=input_ids.shape[1], eos=eos, limit=max_new_tokens,
                         clock=Stopwatch(target.device), report=progress or (lambda _: None),
-                        processors=processors, sampler=sampler, stats=stats, traces=traces)
+                        processors=processors, sampler=sampler, stats=stats, traces=traces,
+                        prompt=input_ids[0].tolist() if getattr(method, "lookup", 0) else None)
     _prefill(state, drafter)
     if drafter is None:
         _autoregressive(state)
@@ -274,12 +277,18 @@ def _speculate(state: DecodeState, spec: Speculator) -> None:
 
 
 def _iteration(state: DecodeState, spec: Speculator) -> None:
-    """Draft a tree, verify it in one target forward, accept, keep the accepted KV, adapt."""
+    """Draft a tree, verify it in one target forward, accept, keep the accepted KV, adapt.
+
+    Greedy, it reads the device twice (a third read is allowed for): the grown tree, once, and
+    the accepted path's end with the bonus token (``tests/test_host_reads.py``)."""
     state.clock.lap("other")   # accepting, committing, the controller: since the last verification
     rule = growth_rule(spec.method, spec.controller, depth_cap=state.limit - len(state.out) - 1)
-    drafted = draft_tree(spec.drafter, state.sequence, state.prefix_len, rule, spec.vocab, state.sampler)
+    drafted = draft_tree(spec.drafter, state.sequence, state.prefix_len, rule, spec.vocab, state.sampler,
+                         spec.levels)
+    spec.levels = next_levels(drafted)
     if rule.lookup:
-        graft_chain(drafted.tree, find_continuation(state.sequence, rule.lookup, spec.method.lookup_ngram))
+        graft_chain(drafted.tree, find_continuation(state.prompt + state.out, rule.lookup,
+                                                    spec.method.lookup_ngram))
     state.clock.lap("draft")
     verified = verify_tree(state.target, state.cache, drafted.tree, state.prefix_len,
                            processors=state.processors, sequence=state.sequence,
@@ -287,14 +296,15 @@ def _iteration(state: DecodeState, spec: Speculator) -> None:
     state.clock.lap("verify")
 
     outcome = spec.accept(drafted, verified)
-    keep_cache_entries(state.cache, state.prefix_len, outcome.path)
+    device = state.sequence.device
+    keep_cache_entries(state.cache, state.prefix_len, torch.tensor(outcome.path, device=device))
     spec.drafter.accept(drafted.tree, outcome.path, state.prefix_len, verified.hidden)
     emitted = state.commit(outcome.tokens)
     _record(state, spec, drafted, outcome, emitted)
     if state.traces is not None:
         state.traces.append(_trace(state.prefix_len, drafted, verified.next_tokens, outcome, emitted))
     state.prefix_len += len(outcome.tokens)
-    state.sequence = torch.cat([state.sequence, torch.tensor(outcome.tokens, device=state.sequence.device)])
+    state.sequence = torch.cat([state.sequence, torch.tensor(outcome.tokens, device=device)])
     state.report(len(state.out))
 
 
@@ -304,7 +314,8 @@ def _record(state: DecodeState, spec: Speculator, drafted: DraftedTree, outcome:
     stats, path = state.stats, outcome.path
     accepted = min(outcome.drafted, emitted)  # candidates among the emitted tokens
     # grafted nodes come last; an accepted stub (sampling) is a drafted token beyond the path
-    from_draft = int((path[1:accepted + 1] < drafted.nodes).sum()) + max(0, accepted - (len(path) - 1))
+    stub = max(0, accepted - (len(path) - 1))
+    from_draft = sum(node < drafted.nodes for node in path[1:accepted + 1]) + stub
     stats.target_forwards += 1
     stats.draft_forwards += drafted.forwards
     stats.committed.append(emitted)
@@ -326,5 +337,5 @@ def _trace(prefix_len: int, drafted: DraftedTree, next_tokens: Tensor, outcome: 
                           parents=tree.parents.tolist(), depths=tree.depths.tolist(),
                           draft_prob=tree.logq.exp().tolist(), path_prob=tree.logp.exp().tolist(),
                           target_next=next_tokens.tolist(),
-                          accepted_path=outcome.path[:accepted + 1].tolist(),
+                          accepted_path=outcome.path[:accepted + 1],
                           committed=list(outcome.tokens[:emitted]), drafted_nodes=drafted.nodes)

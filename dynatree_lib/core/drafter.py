@@ -15,9 +15,11 @@ drafter that has only these):
   ``prefix_len``) last; the drafter catches up on the tokens it has not seen yet;
   ``expand(tree, frontier, prefix_len, depth)`` -> [F, V] logits for the children of each
   frontier node (all nodes of one level, batched under the tree mask: siblings never see
-  each other), possibly several times; ``accept(tree, path, prefix_len, hidden)`` after
-  verification keeps what the target accepted (``hidden`` [n, H] the target's states at the
-  tree's nodes for a drafter that reads them, else None);
+  each other), possibly several times (``frontier`` may hold closed rows, padding a level
+  to a shape fixed in advance: their logits are ignored); ``accept(tree, path, prefix_len,
+  hidden)`` after verification keeps what the target accepted (``tree`` the compacted tree,
+  ``path`` its accepted nodes as a list, root first; ``hidden`` [n, H] the target's states at
+  the tree's nodes for a drafter that reads them, else None);
 * ``forwards`` counts its forward passes; ``name`` says what it is (results files record it).
 
 Two implementations: :class:`ModelDrafter` (any Hugging Face causal LM: the paper's setting)
@@ -55,7 +57,7 @@ class Drafter(Protocol):
     def observe(self, hidden: Tensor) -> None: ...
     def begin(self, sequence: Tensor, prefix_len: int) -> Tensor: ...
     def expand(self, tree: TokenTree, frontier: Tensor, prefix_len: int, depth: int) -> Tensor: ...
-    def accept(self, tree: TokenTree, path: Tensor, prefix_len: int, hidden: Tensor | None) -> None: ...
+    def accept(self, tree: TokenTree, path: list[int], prefix_len: int, hidden: Tensor | None) -> None: ...
 
 
 DRAFTER_MEMBERS = ("needs_hidden", "forwards", "name", "device", "vocab_size", "validate", "check_cache",
@@ -67,9 +69,11 @@ class ModelDrafter:
 
     ``begin`` feeds the committed tokens missing from the cache (root last); ``expand``
     feeds a level at positions ``prefix_len + depth`` under the tree mask; ``accept`` keeps
-    the cache entries of accepted nodes the draft has fed (leaves it never fed are recomputed
-    as pending tokens next time). Ids the draft cannot embed (a padded target vocabulary)
-    are shown to it as id 0: its guesses there are poor, verification stays exact.
+    the cache entries of the accepted nodes that have an accepted draft child (those were
+    surely fed); the deepest accepted draft node is fed again next time, with the bonus
+    token, so that no host read decides whether it was. Ids the draft cannot embed (a padded
+    target vocabulary) are shown to it as id 0: its guesses there are poor, verification
+    stays exact.
     """
 
     needs_hidden = False
@@ -136,14 +140,19 @@ class ModelDrafter:
         self.forwards += 1
         return logits
 
-    def accept(self, tree: TokenTree, path: Tensor, prefix_len: int, hidden: Tensor | None = None) -> None:
+    def accept(self, tree: TokenTree, path: list[int], prefix_len: int,
+               hidden: Tensor | None = None) -> None:
         if self.cache is None or self.cache.get_seq_length() <= prefix_len:
             return  # nothing fed this iteration (a depth-0 tree): the cache holds committed text only
-        if self._rank is None:
-            keep_cache_entries(self.cache, prefix_len + 1, path[:0])
+        drafted = tree.size if tree.slots is None else tree.slots.numel()   # grafted nodes come after
+        parents = [node for node in path[1:] if node < drafted][:-1]        # each has a drafted child
+        if self._rank is None or not parents:
+            nothing = torch.zeros(0, dtype=torch.long, device=self.device)
+            keep_cache_entries(self.cache, prefix_len + 1, nothing)
             return
-        ranks = self._rank[path[1:]]
-        keep_cache_entries(self.cache, prefix_len + 1, ranks[ranks >= 0])
+        nodes = torch.tensor(parents, device=self._rank.device)
+        slots = nodes if tree.slots is None else tree.slots[nodes]
+        keep_cache_entries(self.cache, prefix_len + 1, self._rank[slots])
 
 
 def as_drafter(draft) -> Drafter | None:

@@ -12,40 +12,45 @@ Exactness is unaffected: verification accepts only the target's own greedy token
 
 from __future__ import annotations
 
-import torch
+from collections.abc import Sequence
+
 from torch import Tensor
 
 from .tree import TokenTree
 
 
-def find_continuation(sequence: Tensor, max_tokens: int, max_ngram: int = 3) -> Tensor:
+def find_continuation(sequence: Sequence[int] | Tensor, max_tokens: int, max_ngram: int = 3) -> list[int]:
     """Up to ``max_tokens`` ids that followed the latest earlier occurrence of the longest
-    suffix (``max_ngram`` down to 1 tokens) of ``sequence`` [L]; empty when nothing matches."""
-    length = sequence.numel()
+    suffix (``max_ngram`` down to 1 tokens) of ``sequence`` [L]; empty when nothing matches.
+
+    A list is searched on the host (what the decoding loop passes: no read of the device)."""
+    tokens = sequence.tolist() if isinstance(sequence, Tensor) else list(sequence)
+    length = len(tokens)
     for n in range(min(max_ngram, length - 1), 0, -1):
-        windows = sequence[:-1].unfold(0, n, 1)          # [L - n, n], every earlier n-gram
-        hits = (windows == sequence[-n:]).all(dim=1).nonzero().flatten()
-        if hits.numel():
-            start = int(hits[-1]) + n                    # the latest occurrence wins
-            return sequence[start:start + max_tokens]
-    return sequence[:0]
+        suffix = tokens[-n:]
+        for start in range(length - n - 1, -1, -1):     # the latest occurrence wins
+            if tokens[start:start + n] == suffix:
+                return tokens[start + n:start + n + max_tokens]
+    return []
 
 
-def graft_chain(tree: TokenTree, tokens: Tensor) -> int:
+def graft_chain(tree: TokenTree, tokens: Sequence[int] | Tensor) -> int:
     """Attach ``tokens`` as a root path of ``tree``, reusing existing nodes; returns nodes added.
 
     Grafted nodes get draft log-probability 0 (they do not come from the draft). Siblings
-    keep distinct tokens, as :meth:`TokenTree.accepted_path` requires.
+    keep distinct tokens, as :meth:`TokenTree.accepted_path` requires. Works on the tree's
+    host copy (:meth:`TokenTree.read`).
     """
+    tokens = tokens.tolist() if isinstance(tokens, Tensor) else list(tokens)
+    known = tree.read()
     node, added = 0, 0
-    device = tree.tokens.device
-    for token in tokens.tolist():
+    for token in tokens:
         if added == 0:  # still inside the existing tree: follow a matching child if there is one
-            child = ((tree.parents == node) & (tree.tokens == token)).nonzero().flatten()
-            if child.numel():
-                node = int(child[0])
+            child = next((i for i, (p, t) in enumerate(zip(known.parents, known.tokens, strict=True))
+                          if p == node and t == token), None)
+            if child is not None:
+                node = child
                 continue
-        node = int(tree.add(torch.tensor([node], device=device), torch.tensor([token], device=device),
-                            torch.zeros(1, device=device))[0])
+        node = tree.add_known(node, token)
         added += 1
     return added

@@ -131,13 +131,16 @@ def process_next(processors, sequence: Tensor, logits: Tensor) -> Tensor:
 
 def process_tree(processors, sequence: Tensor, tree: TokenTree, logits: Tensor) -> Tensor:
     """[n, V] float32 scores at every tree node: node i is scored after ``sequence`` [L] (ending
-    with the root) followed by its own path, one batched call per depth."""
+    with the root) followed by its own path, one batched call per depth (paths from the tree's
+    host copy: no read of the device)."""
     scores = logits.float().clone()
-    depths = tree.depths
-    for depth in range(tree.depth + 1):
-        nodes = (depths == depth).nonzero().flatten()
-        # A node's path below the root, in order: its ancestors sorted by index are sorted by depth.
-        paths = tree.tokens.expand(nodes.numel(), -1)[tree.ancestors[nodes]].view(nodes.numel(), depth + 1)
-        ids = torch.cat([sequence.unsqueeze(0).expand(nodes.numel(), -1), paths[:, 1:]], dim=1)
-        scores[nodes] = processors(ids, scores[nodes])
+    known = tree.read()
+    device = logits.device
+    for depth in range(max(known.depths) + 1):
+        nodes = [i for i, d in enumerate(known.depths) if d == depth]
+        paths = torch.tensor([[known.tokens[j] for j in tree.path_to(i)[1:]] for i in nodes],
+                             dtype=torch.long, device=device).view(len(nodes), depth)
+        ids = torch.cat([sequence.to(device).unsqueeze(0).expand(len(nodes), -1), paths], dim=1)
+        rows = torch.tensor(nodes, device=device)
+        scores[rows] = processors(ids, scores[rows])
     return scores

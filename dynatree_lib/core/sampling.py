@@ -159,7 +159,7 @@ class Proposals:
 class SampledPath:
     """The outcome of one acceptance walk."""
 
-    path: Tensor          # tree node indices, root first: the accepted tree nodes
+    path: list[int]       # tree node indices, root first: the accepted tree nodes
     tokens: list[int]     # committed tokens: the accepted drafts, then the final one
     drafted: int          # how many of ``tokens`` are accepted draft tokens (stubs included)
 
@@ -171,7 +171,8 @@ def sample_walk(tree, proposals: dict[int, Proposals], target_scores: Tensor,
     ``target_scores`` [n, V] are the target's processed float32 scores after every tree node;
     the sampling distribution is computed only at the nodes the walk visits.
     """
-    parents, tokens = tree.parents.tolist(), tree.tokens.tolist()
+    known = tree.read()   # the host copy of a compacted tree: no read
+    parents, tokens = known.parents, known.tokens
     children: dict[int, dict[int, int]] = {}
     for node in range(1, len(parents)):
         children.setdefault(parents[node], {})[tokens[node]] = node
@@ -195,10 +196,10 @@ def sample_walk(tree, proposals: dict[int, Proposals], target_scores: Tensor,
                 q[token] = 0
         if accepted is None:
             out.append(sampler.draw(residual))
-            return SampledPath(torch.tensor(path, device=tree.tokens.device), out, len(out) - 1)
+            return SampledPath(path, out, len(out) - 1)
         out.append(accepted)
         child = children.get(node, {}).get(accepted)
         if child is None:  # an accepted stub: committed, but the tree does not go on from it
-            return SampledPath(torch.tensor(path, device=tree.tokens.device), out, len(out))
+            return SampledPath(path, out, len(out))
         node = child
         path.append(child)

@@ -3,11 +3,16 @@
 Node 0 is the root: the last committed token, whose successor the target has not
 produced yet. Nodes are appended level by level, so node order is BFS order,
 every node comes after its parent, and along any root path indices increase.
+
+A tree may also carry a host copy of its tokens, parents and depths (``known``): the
+decoding loop reads a grown tree into Python once (:meth:`TokenTree.compact`) and from
+then on answers "which nodes, which tokens" without waiting for the device.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -24,16 +29,21 @@ class TokenTree:
     """
 
     def __init__(self, root_token: int, capacity: int, device: torch.device | str) -> None:
-        self.capacity = capacity
+        self._allocate(capacity, device)
         self.size = 1
+        self._tokens[0] = root_token
+        self._ancestors[0, 0] = True
+
+    def _allocate(self, capacity: int, device: torch.device | str) -> None:
+        self.capacity = capacity
         self._tokens = torch.zeros(capacity, dtype=torch.long, device=device)
         self._parents = torch.full((capacity,), -1, dtype=torch.long, device=device)
         self._depths = torch.zeros(capacity, dtype=torch.long, device=device)
         self._logq = torch.zeros(capacity, dtype=torch.float32, device=device)
         self._logp = torch.zeros(capacity, dtype=torch.float32, device=device)
         self._ancestors = torch.zeros(capacity, capacity, dtype=torch.bool, device=device)
-        self._tokens[0] = root_token
-        self._ancestors[0, 0] = True
+        self.known: KnownNodes | None = None   # host copy, when the tree was read (compact)
+        self.slots: Tensor | None = None       # [n] each node's index in the tree it was compacted from
 
     @classmethod
     def from_parents(cls, tokens: list[int] | Tensor, parents: list[int] | Tensor,
@@ -52,13 +62,43 @@ class TokenTree:
         for i in range(1, len(tokens)):  # one node at a time: clarity over speed (not on the hot path)
             tree.add(torch.tensor([parents[i]], device=device), torch.tensor([tokens[i]], device=device),
                      torch.zeros(1, device=device))
+        depths = [0] * len(tokens)
+        for i in range(1, len(tokens)):
+            depths[i] = depths[parents[i]] + 1
+        tree.known = KnownNodes(tokens, parents, depths)
+        return tree
+
+    def compact(self, valid: list[bool], tokens: list[int], parents: list[int], spare: int = 0) -> TokenTree:
+        """The tree of the ``valid`` nodes only (host lists over this tree's nodes, as read from
+        the device by the caller in one read), renumbered in order, with room for ``spare`` more
+        nodes and a host copy of what it holds. A valid node's parent must be valid."""
+        keep = [i for i, ok in enumerate(valid) if ok]
+        renumber = {old: new for new, old in enumerate(keep)}
+        known = KnownNodes([tokens[i] for i in keep], [-1] + [renumber[parents[i]] for i in keep[1:]], [])
+        for parent in known.parents:
+            known.depths.append(0 if parent < 0 else known.depths[parent] + 1)
+        device = self._tokens.device
+        index = torch.tensor(keep, device=device)   # host to device: no wait for the device
+        n = len(keep)
+        tree = TokenTree.__new__(TokenTree)
+        tree._allocate(n + spare, device)
+        tree.size = n
+        tree._tokens[:n] = self._tokens[index]
+        tree._parents[:n] = torch.tensor(known.parents, device=device)
+        tree._depths[:n] = self._depths[index]
+        tree._logq[:n] = self._logq[index]
+        tree._logp[:n] = self._logp[index]
+        tree._ancestors[:n, :n] = self._ancestors[index][:, index]
+        tree.known, tree.slots = known, index
         return tree
 
     def to(self, device: torch.device | str) -> TokenTree:
         """This tree on ``device`` (itself if it is already there)."""
         moved = copy.copy(self)
-        for name in ("_tokens", "_parents", "_depths", "_logq", "_logp", "_ancestors"):
-            setattr(moved, name, getattr(self, name).to(device))
+        for name in ("_tokens", "_parents", "_depths", "_logq", "_logp", "_ancestors", "slots"):
+            value = getattr(self, name)
+            setattr(moved, name, None if value is None else value.to(device))
+        moved.known = None if self.known is None else copy.deepcopy(self.known)
         return moved
 
     tokens = property(lambda self: self._tokens[: self.size])
@@ -71,10 +111,20 @@ class TokenTree:
     @property
     def depth(self) -> int:
         """Depth of the deepest node (0 for a root-only tree)."""
+        if self.known is not None:
+            return max(self.known.depths)
         return int(self.depths.max())
+
+    def read(self) -> KnownNodes:
+        """The host copy of tokens, parents and depths (one read of the device if not held)."""
+        if self.known is None:
+            rows = torch.stack([self.tokens, self.parents, self.depths]).tolist()
+            self.known = KnownNodes(*rows)
+        return self.known
 
     def add(self, parents: Tensor, tokens: Tensor, logq: Tensor) -> Tensor:
         """Append children ``tokens[i]`` of ``parents[i]`` (existing nodes); returns their indices [k]."""
+        self.known = None   # unknown on the host now (see add_known)
         k = parents.numel()
         if self.size + k > self.capacity:
             raise ValueError(f"tree capacity {self.capacity} exceeded")
@@ -89,6 +139,19 @@ class TokenTree:
         self.size += k
         return new
 
+    def add_known(self, parent: int, token: int) -> int:
+        """Append one child that the host chose (draft log-probability 0), keeping the host copy."""
+        known = self.read()
+        device = self._tokens.device
+        node = self.size
+        self.add(torch.tensor([parent], device=device), torch.tensor([token], device=device),
+                 torch.zeros(1, device=device))
+        known.tokens.append(token)
+        known.parents.append(parent)
+        known.depths.append(known.depths[parent] + 1)
+        self.known = known
+        return node
+
     def position_ids(self, prefix_len: int) -> Tensor:
         """[1, n]: a node sits at position prefix_len + depth, as on its own root path."""
         return (prefix_len + self.depths).unsqueeze(0)
@@ -100,8 +163,9 @@ class TokenTree:
         allowed[:, prefix_len:] = self.ancestors
         return additive_mask(allowed, dtype)
 
-    def accepted_path(self, target_next: Tensor) -> Tensor:
-        """Node indices [m + 1] of the longest root path the target accepts greedily.
+    def deepest_accepted(self, target_next: Tensor) -> Tensor:
+        """The last node (a 0-dim tensor, on the device) of the longest root path the target
+        accepts greedily.
 
         ``target_next[i]`` is the target's greedy token after node i. A node is accepted
         when its token equals its parent's target prediction and its parent is accepted.
@@ -111,8 +175,27 @@ class TokenTree:
         match = tokens == target_next[parents.clamp(min=0)]
         match[0] = True
         accepted = ~(self.ancestors & ~match.unsqueeze(0)).any(dim=1)
-        deepest = torch.where(accepted, self.depths, -1).argmax()
-        return self.ancestors[deepest].nonzero().flatten()
+        return torch.where(accepted, self.depths, -1).argmax()
+
+    def accepted_path(self, target_next: Tensor) -> Tensor:
+        """Node indices [m + 1] of the longest accepted root path (:meth:`deepest_accepted`)."""
+        return self.ancestors[self.deepest_accepted(target_next)].nonzero().flatten()
+
+    def path_to(self, node: int) -> list[int]:
+        """Node indices from the root to ``node``, from the host copy."""
+        parents, path = self.read().parents, [node]
+        while parents[path[-1]] >= 0:
+            path.append(parents[path[-1]])
+        return path[::-1]
+
+
+@dataclass
+class KnownNodes:
+    """A tree's tokens, parents and depths as Python lists (node order)."""
+
+    tokens: list[int]
+    parents: list[int]
+    depths: list[int]
 
 
 def additive_mask(allowed: Tensor, dtype: torch.dtype) -> Tensor:

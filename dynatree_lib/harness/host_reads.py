@@ -5,7 +5,8 @@ starves the GPU however fast its kernels are.
 Counted, as :class:`HostReads` wraps them for the duration of a ``with`` block: ``item``,
 ``tolist``, ``bool``, ``int``, ``float``, ``index``, ``cpu``, ``numpy`` and the operations whose
 result shape depends on the data (``nonzero``, boolean-mask indexing, ``masked_select``,
-one-argument ``torch.where``, ``unique``). A read made inside another counted one counts once.
+one-argument ``torch.where``, ``unique``; an assignment through a boolean mask, which finds its
+indices with ``nonzero``). A read made inside another counted one counts once.
 It runs on the CPU too, where reads cost nothing: the count is the same on every device.
 """
 
@@ -16,6 +17,8 @@ from collections import Counter
 
 import torch
 from torch import Tensor
+
+READ_BUDGET = 3   # the most reads one greedy iteration may make (gpt-fast reads once per token)
 
 READERS = ("item", "tolist", "__bool__", "__int__", "__float__", "__index__", "cpu", "numpy", "nonzero",
            "masked_select", "unique")
@@ -45,13 +48,14 @@ class HostReads:
                 self._depth -= 1
         return wrapper
 
-    def _getitem(self, function):
+    def _boolean_index(self, function, kind: str):
         @functools.wraps(function)
-        def wrapper(tensor, index):
+        def wrapper(tensor, index, *value):
             parts = index if isinstance(index, tuple) else (index,)
-            if self._depth == 0 and any(isinstance(p, Tensor) and p.dtype == torch.bool for p in parts):
-                self.by_kind["boolean index"] += 1
-            return function(tensor, index)
+            if self._depth == 0 and any(isinstance(p, Tensor) and p.dtype == torch.bool and p.dim() > 0
+                                        for p in parts):
+                self.by_kind[kind] += 1
+            return function(tensor, index, *value)
         return wrapper
 
     def _where(self, function):
@@ -71,7 +75,8 @@ class HostReads:
             self._patch(Tensor, name, self._count(name.strip("_"), getattr(Tensor, name)))
         for name in ("nonzero", "masked_select", "unique"):
             self._patch(torch, name, self._count(name, getattr(torch, name)))
-        self._patch(Tensor, "__getitem__", self._getitem(Tensor.__getitem__))
+        self._patch(Tensor, "__getitem__", self._boolean_index(Tensor.__getitem__, "boolean index"))
+        self._patch(Tensor, "__setitem__", self._boolean_index(Tensor.__setitem__, "boolean assignment"))
         self._patch(torch, "where", self._where(torch.where))
         return self
 
@@ -82,10 +87,30 @@ class HostReads:
 
 
 def reads_per_iteration(run) -> dict:
-    """Call ``run()`` (a ``generate`` call) counting host reads; returns the total, the count
-    per kind and reads per iteration (per token for AR: one target forward each)."""
+    """Call ``run()`` (a ``generate`` call) counting host reads; returns the total (the prompt's
+    checks and the prefill included), the count per kind, and reads per iteration of the
+    speculative loop (``core.decode._iteration``): the mean and the most in one iteration. For
+    AR, whose loop has no iterations, per token (one target forward each)."""
+    from ..core import decode
+
+    per_iteration: list[int] = []
+    iteration = decode._iteration
+
     with HostReads() as reads:
-        result = run()
-    steps = result.stats.iterations or max(result.stats.new_tokens - 1, 1)
+        def counted(state, spec) -> None:
+            before = reads.total
+            iteration(state, spec)
+            per_iteration.append(reads.total - before)
+
+        decode._iteration = counted
+        try:
+            result = run()
+        finally:
+            decode._iteration = iteration
+    if per_iteration:
+        mean, most, steps = sum(per_iteration) / len(per_iteration), max(per_iteration), len(per_iteration)
+    else:
+        steps = max(result.stats.new_tokens - 1, 1)
+        mean = most = reads.total / steps
     return {"reads": reads.total, "by_kind": dict(reads.by_kind), "iterations": steps,
-            "per_iteration": reads.total / steps}
+            "per_iteration": mean, "most_per_iteration": most}

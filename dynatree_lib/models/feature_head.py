@@ -228,10 +228,10 @@ class FeatureDrafter:
         self._nodes.append(frontier)
         return self._full_logits(out[0])
 
-    def accept(self, tree: TokenTree, path: Tensor, prefix_len: int, hidden: Tensor | None) -> None:
+    def accept(self, tree: TokenTree, path: list[int], prefix_len: int, hidden: Tensor | None) -> None:
         """Drop the tree's entries (fed with predicted states); keep the verified states of the
         root and the accepted nodes: the next ``begin`` feeds those positions properly."""
         if self.cache is not None and self.cache.get_seq_length() > prefix_len:
-            keep_cache_entries(self.cache, prefix_len, path[:0])
+            keep_cache_entries(self.cache, prefix_len, torch.zeros(0, dtype=torch.long, device=self.device))
         if hidden is not None:
-            self.states.append(hidden[path])
+            self.states.append(hidden[torch.tensor(path, device=hidden.device)])
