@@ -75,3 +75,14 @@ def test_the_feature_head_reads_no_more(method):
     counted = reads_per_iteration(lambda: out.setdefault("r", generate(target, drafter, prompt(4), method, 32,
                                                                        eos_token_id=[])))
     assert max(out["r"].stats.drafted_depth) >= 3 and counted["most_per_iteration"] <= READ_BUDGET
+
+
+def test_host_decisions_go_to_a_cuda_device_queued_from_pinned_memory(monkeypatch):
+    from dynatree_lib.core.transfer import to_device
+
+    assert to_device([3, 1, 2], "cpu").tolist() == [3, 1, 2] and to_device([], "cpu").dtype == torch.long
+    calls = []
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: calls.append("pinned") or self)
+    monkeypatch.setattr(torch.Tensor, "to", lambda self, *a, **k: calls.append((a, k)) or self)
+    to_device([1, 2], "cuda:0")   # no GPU needed: the copy is only recorded
+    assert calls == ["pinned", (("cuda:0",), {"non_blocking": True})]

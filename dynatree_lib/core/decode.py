@@ -28,6 +28,7 @@ from .processors import build_processors, process_next
 from .results import GenerationResult, GenerationStats, IterationTrace
 from .sampling import Sampler, resolve_sampler
 from .timing import Stopwatch
+from .transfer import to_device
 from .verify import verify_tree
 
 __all__ = ["generate", "GenerationResult", "GenerationStats", "IterationTrace", "DecodeState", "Speculator"]
@@ -279,8 +280,9 @@ def _speculate(state: DecodeState, spec: Speculator) -> None:
 def _iteration(state: DecodeState, spec: Speculator) -> None:
     """Draft a tree, verify it in one target forward, accept, keep the accepted KV, adapt.
 
-    Greedy, it reads the device twice (a third read is allowed for): the grown tree, once, and
-    the accepted path's end with the bonus token (``tests/test_host_reads.py``)."""
+    Greedy, it reads the device at most three times (``tests/test_host_reads.py``): whether to
+    grow one level beyond the planned ones (:func:`draft_tree`), the grown tree, and the accepted
+    path's end with the bonus token. What the host decides goes back without a wait (transfer.py)."""
     state.clock.lap("other")   # accepting, committing, the controller: since the last verification
     rule = growth_rule(spec.method, spec.controller, depth_cap=state.limit - len(state.out) - 1)
     drafted = draft_tree(spec.drafter, state.sequence, state.prefix_len, rule, spec.vocab, state.sampler,
@@ -297,14 +299,14 @@ def _iteration(state: DecodeState, spec: Speculator) -> None:
 
     outcome = spec.accept(drafted, verified)
     device = state.sequence.device
-    keep_cache_entries(state.cache, state.prefix_len, torch.tensor(outcome.path, device=device))
+    keep_cache_entries(state.cache, state.prefix_len, to_device(outcome.path, device))
     spec.drafter.accept(drafted.tree, outcome.path, state.prefix_len, verified.hidden)
     emitted = state.commit(outcome.tokens)
     _record(state, spec, drafted, outcome, emitted)
     if state.traces is not None:
         state.traces.append(_trace(state.prefix_len, drafted, verified.next_tokens, outcome, emitted))
     state.prefix_len += len(outcome.tokens)
-    state.sequence = torch.cat([state.sequence, torch.tensor(outcome.tokens, device=device)])
+    state.sequence = torch.cat([state.sequence, to_device(outcome.tokens, device)])
     state.report(len(state.out))
 
 

@@ -37,6 +37,7 @@ from transformers import DynamicCache
 
 from .compat import check_sliding_window, check_tree_attention, vocab_size
 from .kv import keep_cache_entries
+from .transfer import to_device
 from .tree import TokenTree, additive_mask
 
 
@@ -150,7 +151,7 @@ class ModelDrafter:
             nothing = torch.zeros(0, dtype=torch.long, device=self.device)
             keep_cache_entries(self.cache, prefix_len + 1, nothing)
             return
-        nodes = torch.tensor(parents, device=self._rank.device)
+        nodes = to_device(parents, self._rank.device)
         slots = nodes if tree.slots is None else tree.slots[nodes]
         keep_cache_entries(self.cache, prefix_len + 1, self._rank[slots])
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .transfer import to_device
 from .tree import TokenTree
 
 # Settings that never change greedy tokens: sampling-only, output format, caching, speed,
@@ -138,9 +139,9 @@ def process_tree(processors, sequence: Tensor, tree: TokenTree, logits: Tensor) 
     device = logits.device
     for depth in range(max(known.depths) + 1):
         nodes = [i for i, d in enumerate(known.depths) if d == depth]
-        paths = torch.tensor([[known.tokens[j] for j in tree.path_to(i)[1:]] for i in nodes],
-                             dtype=torch.long, device=device).view(len(nodes), depth)
+        paths = to_device([known.tokens[j] for i in nodes for j in tree.path_to(i)[1:]],
+                          device).view(len(nodes), depth)
         ids = torch.cat([sequence.to(device).unsqueeze(0).expand(len(nodes), -1), paths], dim=1)
-        rows = torch.tensor(nodes, device=device)
+        rows = to_device(nodes, device)
         scores[rows] = processors(ids, scores[rows])
     return scores

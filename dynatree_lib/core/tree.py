@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .transfer import to_device
+
 
 class TokenTree:
     """Fixed-capacity buffers for one tree; ``size`` nodes are valid.
@@ -78,13 +80,13 @@ class TokenTree:
         for parent in known.parents:
             known.depths.append(0 if parent < 0 else known.depths[parent] + 1)
         device = self._tokens.device
-        index = torch.tensor(keep, device=device)   # host to device: no wait for the device
+        index = to_device(keep, device)
         n = len(keep)
         tree = TokenTree.__new__(TokenTree)
         tree._allocate(n + spare, device)
         tree.size = n
         tree._tokens[:n] = self._tokens[index]
-        tree._parents[:n] = torch.tensor(known.parents, device=device)
+        tree._parents[:n] = to_device(known.parents, device)
         tree._depths[:n] = self._depths[index]
         tree._logq[:n] = self._logq[index]
         tree._logp[:n] = self._logp[index]
@@ -144,8 +146,7 @@ class TokenTree:
         known = self.read()
         device = self._tokens.device
         node = self.size
-        self.add(torch.tensor([parent], device=device), torch.tensor([token], device=device),
-                 torch.zeros(1, device=device))
+        self.add(to_device([parent], device), to_device([token], device), torch.zeros(1, device=device))
         known.tokens.append(token)
         known.parents.append(parent)
         known.depths.append(known.depths[parent] + 1)

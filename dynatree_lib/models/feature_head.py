@@ -33,6 +33,7 @@ from transformers import DynamicCache, LlamaConfig
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaRMSNorm, LlamaRotaryEmbedding
 
 from ..core.kv import keep_cache_entries
+from ..core.transfer import to_device
 from ..core.tree import TokenTree, additive_mask
 from .quantize import dequantize_state, quantize_state
 
@@ -234,4 +235,4 @@ class FeatureDrafter:
         if self.cache is not None and self.cache.get_seq_length() > prefix_len:
             keep_cache_entries(self.cache, prefix_len, torch.zeros(0, dtype=torch.long, device=self.device))
         if hidden is not None:
-            self.states.append(hidden[torch.tensor(path, device=hidden.device)])
+            self.states.append(hidden[to_device(path, hidden.device)])
