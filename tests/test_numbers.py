@@ -41,6 +41,13 @@ def test_readme_table_matches_the_results_files():
     assert update_readme.main(check=True) == 0, "run: python scripts/update_readme.py"
 
 
+def test_readme_picture_matches_the_results_files():
+    import readme_image
+
+    assert readme_image.main(check=True) == 0, "run: python scripts/readme_image.py"
+    assert "book/img/speedups.svg" in (ROOT / "README.md").read_text()
+
+
 @pytest.mark.parametrize("chapter", sorted((ROOT / "book").glob("*.ipynb")), ids=lambda p: p.stem)
 def test_glued_result_numbers_match_the_files(chapter):
     numbers = book_numbers()
