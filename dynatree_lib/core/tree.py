@@ -64,10 +64,7 @@ class TokenTree:
         for i in range(1, len(tokens)):  # one node at a time: clarity over speed (not on the hot path)
             tree.add(torch.tensor([parents[i]], device=device), torch.tensor([tokens[i]], device=device),
                      torch.zeros(1, device=device))
-        depths = [0] * len(tokens)
-        for i in range(1, len(tokens)):
-            depths[i] = depths[parents[i]] + 1
-        tree.known = KnownNodes(tokens, parents, depths)
+        tree.known = KnownNodes.of(tokens, parents)
         return tree
 
     def compact(self, valid: list[bool], tokens: list[int], parents: list[int], spare: int = 0) -> TokenTree:
@@ -76,9 +73,7 @@ class TokenTree:
         nodes and a host copy of what it holds. A valid node's parent must be valid."""
         keep = [i for i, ok in enumerate(valid) if ok]
         renumber = {old: new for new, old in enumerate(keep)}
-        known = KnownNodes([tokens[i] for i in keep], [-1] + [renumber[parents[i]] for i in keep[1:]], [])
-        for parent in known.parents:
-            known.depths.append(0 if parent < 0 else known.depths[parent] + 1)
+        known = KnownNodes.of([tokens[i] for i in keep], [-1] + [renumber[parents[i]] for i in keep[1:]])
         device = self._tokens.device
         index = to_device(keep, device)
         n = len(keep)
@@ -197,6 +192,14 @@ class KnownNodes:
     tokens: list[int]
     parents: list[int]
     depths: list[int]
+
+    @classmethod
+    def of(cls, tokens: list[int], parents: list[int]) -> KnownNodes:
+        """Depths from BFS-ordered parents (each parent before its children)."""
+        depths: list[int] = []
+        for parent in parents:
+            depths.append(0 if parent < 0 else depths[parent] + 1)
+        return cls(tokens, parents, depths)
 
 
 def additive_mask(allowed: Tensor, dtype: torch.dtype) -> Tensor:
