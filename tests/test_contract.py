@@ -183,6 +183,9 @@ def test_lookup_nodes_are_not_drafted_depth_and_the_controller_sees_the_draft_on
         assert all(a <= d for a, d in zip(s.accepted_drafted, s.drafted_depth, strict=True))
         assert 0 <= s.acceptance_rate <= 1
         assert fed == list(zip(s.accepted_drafted, s.drafted_depth, strict=True))
+        assert all(g <= a for g, a in zip(s.accepted_lookup, s.accepted, strict=True))
+        sources = zip(s.accepted, s.accepted_drafted, s.accepted_lookup, strict=True)
+        assert all(a <= d + g for a, d, g in sources)   # every accepted token had a source
         beyond_draft |= max(s.accepted) > 1  # a lookup chain carried the path past the drafted depth
     assert beyond_draft
 
@@ -230,9 +233,9 @@ def test_sliding_window_refusal_counts_the_whole_tree():
     target = _mistral(window=128)
     draft = noisy_copy(target, 0.02)
     ids = prompt(70, length=10)
-    # prompt 10 + 40 new - 1 + (max_nodes + 1 + lookup) = 49 + 25 + 60 > 127: the tree, not its depth
+    # prompt 10 + 40 new - 1 + (max_nodes + 1) = 49 + 85 > 127: the tree, not its depth
     with pytest.raises(UnsupportedModelError, match="sliding attention window of 128"):
-        generate(target, draft, ids, DynaTree(max_nodes=24, lookup=60), 40, eos_token_id=[])
+        generate(target, draft, ids, DynaTree(max_nodes=84, lookup=10), 40, eos_token_id=[])
     with pytest.raises(UnsupportedModelError, match="max_nodes"):
         generate(target, draft, ids, FixedTree(max_nodes=100), 40, eos_token_id=[])
     assert len(generate(target, None, ids, Autoregressive(), 200, eos_token_id=[]).new_tokens) == 200

@@ -29,7 +29,8 @@ from dynatree_lib.core.tree import TokenTree
 from dynatree_lib.models.feature_head import FeatureDrafter, build_head
 
 ALPHA = 1e-3  # reject the null "same distribution" below this p-value
-METHODS = [Autoregressive(), Linear(k=3), FixedTree(depth=3, branch=2, threshold=0.01), DynaTree()]
+METHODS = [Autoregressive(), Linear(k=3), FixedTree(depth=3, branch=2, threshold=0.01), DynaTree(),
+           DynaTree(lookup=4)]
 
 
 def chi_square_p(counts: torch.Tensor, probs: torch.Tensor) -> float:
@@ -117,24 +118,26 @@ def test_bad_sampling_settings_are_refused(target, bad, match):
 def test_sampling_settings_without_do_sample_are_refused(target):
     with pytest.raises(ValueError, match="do_sample=True"):
         generate(target, None, prompt(1), Autoregressive(), 4, temperature=0.5)
-    with pytest.raises(ValueError, match="lookup"):
-        generate(target, noisy_copy(target, 0.1), prompt(1), DynaTree(lookup=4), 4, do_sample=True)
 
 
 # ---- the acceptance walk alone ------------------------------------------------------------------
 
 def _walk_counts(p: torch.Tensor, q: torch.Tensor, branch: int, runs: int, seed: int,
-                 stub: bool = False) -> torch.Tensor:
+                 stub: bool = False, point: int | None = None) -> torch.Tensor:
     """Counts of the first committed token over ``runs`` walks at a root with ``branch``
-    children drawn without replacement from q (the last one a stub if ``stub``)."""
+    children drawn without replacement from q (the last one a stub if ``stub``) and, if
+    ``point`` is given, a looked-up child with that token (a point-mass proposal)."""
     sampler = Sampler(generator=torch.Generator().manual_seed(seed))
     counts = torch.zeros(p.numel())
     for _ in range(runs):
-        drawn = sampler.draw_without_replacement(q.unsqueeze(0), branch)[0]
-        kept = drawn[:-1] if stub else drawn
-        tree = TokenTree.from_parents([0, *kept.tolist()], [-1] + [0] * kept.numel(), device="cpu")
+        drawn = sampler.draw_without_replacement(q.unsqueeze(0), branch)[0] if branch else torch.tensor([])
+        kept = (drawn[:-1] if stub else drawn).long().tolist()
+        if point is not None and point not in kept:
+            kept.append(point)   # grafted: one node per distinct token, as graft_chain does
+        tree = TokenTree.from_parents([0, *kept], [-1] + [0] * len(kept), device="cpu")
         scores = torch.stack([p.log()] * tree.size)  # softmax(log p) = p: the sampler warps nothing
-        walk = sample_walk(tree, {0: Proposals(q, drawn)}, scores, sampler)
+        proposals = {0: Proposals(q, drawn.long())} if branch else {}
+        walk = sample_walk(tree, proposals, scores, sampler, None if point is None else {0: point})
         counts[walk.tokens[0]] += 1
     return counts
 
@@ -148,6 +151,15 @@ def test_the_walk_draws_the_target_distribution(branch, stub):
     counts = _walk_counts(P, Q, branch, 6000, seed=branch)
     assert chi_square_p(counts, P) > ALPHA
     assert counts[3] == 0  # a token the target never produces is never committed
+
+
+@pytest.mark.parametrize("branch, point", [(0, 4), (0, 3), (2, 0), (2, 4), (3, 1)])
+def test_a_looked_up_token_is_a_point_mass_proposal(branch, point):
+    """Context lookup's token tried first (q = 1 at it), then drawn children: still p, whether
+    the token is likely (4), impossible (3) or also among the draws."""
+    counts = _walk_counts(P, Q, branch, 6000, seed=20 + branch + point, point=point)
+    assert chi_square_p(counts, P) > ALPHA
+    assert counts[3] == 0
 
 
 def test_accept_always_is_caught(monkeypatch):
@@ -164,8 +176,20 @@ SETTINGS = {"temperature": 0.7, "top_k": 6}  # a small support: the exact joint 
 @pytest.fixture(scope="module")
 def exact_joint(target):
     """P(t1, t2, t3) of the target's own sampling after prompt(40), by enumeration."""
+    return _exact_joint(target, prompt(40))
+
+
+@pytest.fixture(scope="module")
+def repeating_joint(target):
+    """The same after 20 tokens of the target's own greedy text (from prompt(60)): its own
+    repetitions give context lookup continuations to propose."""
+    with torch.no_grad():
+        text = target.generate(prompt(60, length=12), max_new_tokens=16, do_sample=False)
+    return _exact_joint(target, text[:, :20])
+
+
+def _exact_joint(target, ids):
     sampler = Sampler(**SETTINGS)
-    ids = prompt(40)
     with torch.no_grad():
         p1 = sampler.probs(target(ids).logits[:, -1].float())[0]
         first = p1.nonzero().flatten()
@@ -204,8 +228,15 @@ CASES = [(METHODS[0], "model")] + [(m, d) for m in METHODS[1:] for d in ("model"
 
 @pytest.mark.parametrize("method, drafter", CASES,
                          ids=lambda x: x if isinstance(x, str) else type(x).__name__)
-def test_every_method_samples_the_target_distribution(target, drafters, exact_joint, method, drafter):
+def test_every_method_samples_the_target_distribution(target, drafters, exact_joint, repeating_joint,
+                                                     method, drafter):
     ids, joint = exact_joint
+    if getattr(method, "lookup", 0):   # looked-up tokens (point masses) are in most trees
+        ids, joint = repeating_joint
+        generator = torch.Generator().manual_seed(0)
+        runs = [generate(target, drafters[drafter], ids, method, 3, eos_token_id=[], do_sample=True,
+                         generator=generator, **SETTINGS).stats for _ in range(20)]
+        assert sum(s.lookup_nodes[0] > 0 for s in runs) >= 10
     counts = _joint_counts(target, drafters[drafter], ids, method, 800, seed=5)
     assert chi_square_p(counts, joint) > ALPHA
 

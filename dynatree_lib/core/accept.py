@@ -51,7 +51,7 @@ class SampledAcceptance:
         self.sampler = sampler
 
     def __call__(self, drafted: DraftedTree, verified: Verification) -> Accepted:
-        walk = sample_walk(drafted.tree, drafted.proposals, verified.scores, self.sampler)
+        walk = sample_walk(drafted.tree, drafted.proposals, verified.scores, self.sampler, drafted.points)
         return Accepted(walk.path, walk.tokens, walk.drafted)
 
 

@@ -22,11 +22,12 @@ from .controller import HistoryController, bound_shares
 from .drafter import Drafter, as_drafter
 from .growth import DraftedTree, MethodEntry, draft_tree, growth_rule, method_entry, next_levels
 from .kv import keep_cache_entries
-from .lookup import find_continuation, graft_chain
+from .lookup import graft_chain
 from .methods import DynaTree, Method
 from .processors import build_processors, process_next
 from .results import GenerationResult, GenerationStats, IterationTrace
 from .sampling import Sampler, resolve_sampler
+from .sources import Chain, LookupSource, accepted_on_chain
 from .timing import Stopwatch
 from .transfer import to_device
 from .verify import verify_tree
@@ -76,6 +77,7 @@ class Speculator:
     accept: GreedyAcceptance | SampledAcceptance
     controller: HistoryController | None = None
     levels: int | None = None         # levels the next tree grows (growth.next_levels); None: the rule's
+    lookup: LookupSource | None = None   # context lookup as a second source of candidates
 
 
 def _eos_ids(target, eos_token_id: int | list[int] | None) -> set[int]:
@@ -195,8 +197,6 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
     if controller is not None and not entry.adapts:
         raise ValueError("a HistoryController only applies to DynaTree")
     sampler = resolve_sampler(target, do_sample, temperature, top_k, top_p, generator)
-    if sampler is not None and getattr(method, "lookup", 0):
-        raise ValueError("the lookup extension is greedy only: use lookup=0 with do_sample=True")
     drafter = as_drafter(draft) if entry.drafts else None
     vocab = _check_input(target, input_ids, max_new_tokens)
     if entry.drafts:
@@ -220,7 +220,10 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
         _autoregressive(state)
     else:
         adapting = controller if controller is not None else entry.controller(method)
-        _speculate(state, Speculator(drafter, method, entry, vocab, acceptance(sampler), adapting))
+        lookup = (LookupSource(method.lookup, method.lookup_ngram, method.history_window)
+                  if getattr(method, "lookup", 0) else None)
+        _speculate(state, Speculator(drafter, method, entry, vocab, acceptance(sampler), adapting,
+                                     lookup=lookup))
     stats.new_tokens = len(state.out)
     seconds = state.clock.totals()   # the only wait for the device that timing adds
     stats.time_prefill = stats.ttft = seconds.get("prefill", 0.0)
@@ -288,9 +291,12 @@ def _iteration(state: DecodeState, spec: Speculator) -> None:
     drafted = draft_tree(spec.drafter, state.sequence, state.prefix_len, rule, spec.vocab, state.sampler,
                          spec.levels)
     spec.levels = next_levels(drafted)
-    if rule.lookup:
-        graft_chain(drafted.tree, find_continuation(state.prompt + state.out, rule.lookup,
-                                                    spec.method.lookup_ngram))
+    chain = Chain([])
+    if spec.lookup is not None and rule.lookup:   # the second source, within the node budget
+        room = min(rule.lookup, rule.max_nodes + 1 - drafted.nodes)
+        chain = spec.lookup.propose(state.prompt + state.out, rule.threshold, room)
+        nodes = graft_chain(drafted.tree, chain.tokens)
+        drafted.points = dict(zip([0, *nodes], chain.tokens, strict=False))   # parent -> token
     state.clock.lap("draft")
     verified = verify_tree(state.target, state.cache, drafted.tree, state.prefix_len,
                            processors=state.processors, sequence=state.sequence,
@@ -302,7 +308,10 @@ def _iteration(state: DecodeState, spec: Speculator) -> None:
     keep_cache_entries(state.cache, state.prefix_len, to_device(outcome.path, device))
     spec.drafter.accept(drafted.tree, outcome.path, state.prefix_len, verified.hidden)
     emitted = state.commit(outcome.tokens)
-    _record(state, spec, drafted, outcome, emitted)
+    from_lookup = accepted_on_chain(outcome.tokens[:min(outcome.drafted, emitted)], chain)
+    if spec.lookup is not None:
+        spec.lookup.update(chain, from_lookup)
+    _record(state, spec, drafted, outcome, emitted, from_lookup)
     if state.traces is not None:
         state.traces.append(_trace(state.prefix_len, drafted, verified.next_tokens, outcome, emitted))
     state.prefix_len += len(outcome.tokens)
@@ -311,7 +320,7 @@ def _iteration(state: DecodeState, spec: Speculator) -> None:
 
 
 def _record(state: DecodeState, spec: Speculator, drafted: DraftedTree, outcome: Accepted,
-            emitted: int) -> None:
+            emitted: int, from_lookup: int) -> None:
     """Count the iteration (only the tokens that reached the output) and move the controller."""
     stats, path = state.stats, outcome.path
     accepted = min(outcome.drafted, emitted)  # candidates among the emitted tokens
@@ -323,6 +332,7 @@ def _record(state: DecodeState, spec: Speculator, drafted: DraftedTree, outcome:
     stats.committed.append(emitted)
     stats.accepted.append(accepted)
     stats.accepted_drafted.append(from_draft)
+    stats.accepted_lookup.append(from_lookup)
     stats.drafted_depth.append(drafted.depth)
     stats.tree_sizes.append(drafted.nodes - 1)
     stats.lookup_nodes.append(drafted.tree.size - drafted.nodes)

@@ -40,7 +40,7 @@ class GrowthRule:
     threshold: float
     breadth: Callable[[Tensor], Tensor]
     expands: Callable[[int, Tensor], Tensor]
-    lookup: int = 0  # room for a grafted context-lookup chain (lookup.py), beyond max_nodes
+    lookup: int = 0  # longest context-lookup chain (sources.py), within max_nodes
     first_levels: int | None = None   # levels planned before any tree was seen (default max_depth)
     widest: Callable[[int], int] | None = None   # most nodes at a depth the rule can expand
 
@@ -56,8 +56,9 @@ class GrowthRule:
 
     @property
     def capacity(self) -> int:
-        """Most tokens one verification appends to a cache: the root and every candidate node."""
-        return self.max_nodes + 1 + self.lookup
+        """Most tokens one verification appends to a cache: the root and every candidate node
+        (drafted and looked-up nodes share the budget)."""
+        return self.max_nodes + 1
 
 
 UNCAPPED = 2**31  # a depth cap that caps nothing
@@ -197,6 +198,7 @@ class DraftedTree:
     depth: int = 0   # the draft's own tree depth
     growing: bool = False   # some node at the last level grown would have been expanded
     planned: int = 0        # the levels planned before growing (one more may have been grown)
+    points: dict[int, int] = field(default_factory=dict)   # node -> a looked-up child's token
 
 
 def level_shapes(rule: GrowthRule, levels: int) -> list[int]:
@@ -278,14 +280,16 @@ def draft_tree(drafter, sequence: Tensor, prefix_len: int, rule: GrowthRule, voc
 
 def _compact(slots: TokenTree, rule: GrowthRule, forwards: int, growing: Tensor,
              drawn: list[tuple[Tensor, ...]]) -> DraftedTree:
-    """Read the grown slots once and keep the real nodes (room left for a grafted chain)."""
+    """Read the grown slots once and keep the real nodes (room left for a looked-up chain
+    within the node budget)."""
     valid = slots.logp > -math.inf
     parts = [valid.long(), slots.tokens, slots.parents, growing.long().view(1)]
     parts += [torch.cat([rows, open_rows.long(), width]) for rows, open_rows, width, _, _ in drawn]
     host = torch.cat(parts).tolist()   # the one read of the grown tree
     n = slots.size
     flags, tokens, parents = host[:n], host[n:2 * n], host[2 * n:3 * n]
-    tree = slots.compact([bool(f) for f in flags], tokens, parents, spare=rule.lookup)
+    valid = [bool(f) for f in flags]
+    tree = slots.compact(valid, tokens, parents, spare=min(rule.lookup, rule.max_nodes + 1 - sum(valid)))
     drafted = DraftedTree(tree, forwards, nodes=tree.size, depth=tree.depth, growing=bool(host[3 * n]))
     renumber = {slot: node for node, slot in enumerate(i for i, f in enumerate(flags) if f)}
     offset = 3 * n + 1

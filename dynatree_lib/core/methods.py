@@ -96,7 +96,7 @@ class DynaTree:
     u's B(u) children are drawn from q without replacement instead of taken as its top-B,
     and a child removed by pruning or the budget stays a proposal that can still be
     accepted (ending the iteration), as recursive rejection sampling requires
-    (:mod:`dynatree_lib.core.sampling`). The lookup extension is greedy only.
+    (:mod:`dynatree_lib.core.sampling`); looked-up tokens enter it as point-mass proposals.
 
     Args:
         base_depth: D_0, depth up to which nodes expand regardless of rho_deep.
@@ -119,8 +119,11 @@ class DynaTree:
         target_acceptance: alpha*, the paper controller's set point (unused by "goodput").
         depth_gain: k_D, the paper controller's change of D_0 per unit of error.
         tau_gain: k_tau, the same for tau_high (with the opposite sign; paper only).
-        lookup: L, extension (not in the paper): graft up to L tokens copied from earlier
-            context (prompt lookup) onto every tree, outside the N_max budget; 0 = off.
+        lookup: L, extension (not in the paper): context lookup as a second source of
+            candidates, up to L tokens copied from earlier context (prompt lookup) per tree,
+            each entering with a confidence calibrated on this generation's acceptance of
+            earlier lookups and judged by the same pruning rule, within the same N_max
+            budget (the draft's nodes first) (:mod:`dynatree_lib.core.sources`); 0 = off.
         lookup_ngram: longest suffix n-gram matched by the lookup.
     """
 

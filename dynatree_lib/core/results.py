@@ -20,9 +20,11 @@ class GenerationStats:
     * ``committed``: tokens emitted (accepted candidates + the bonus token);
     * ``accepted``: candidate tokens accepted, from the draft or from context lookup;
     * ``accepted_drafted``: those the draft model proposed (what acceptance rates count);
+    * ``accepted_lookup``: those context lookup proposed (a token both sources proposed
+      counts in both);
     * ``drafted_depth``: depth of the draft's own tree (grafted lookup nodes excluded);
     * ``tree_sizes``: draft nodes per tree (root and lookup nodes excluded);
-    * ``lookup_nodes``: nodes grafted by ``DynaTree(lookup=L)`` (0 otherwise);
+    * ``lookup_nodes``: nodes ``DynaTree(lookup=L)`` added beyond the draft's (0 otherwise);
     * ``base_depth``, ``tau_high``: DynaTree's D_0 and tau_high each tree was grown with;
       ``controller_bounds``: the share of iterations with either at a bound of its range
       (:func:`dynatree_lib.core.controller.bound_shares`).
@@ -39,6 +41,7 @@ class GenerationStats:
     committed: list[int] = field(default_factory=list)
     accepted: list[int] = field(default_factory=list)
     accepted_drafted: list[int] = field(default_factory=list)
+    accepted_lookup: list[int] = field(default_factory=list)
     drafted_depth: list[int] = field(default_factory=list)
     tree_sizes: list[int] = field(default_factory=list)
     lookup_nodes: list[int] = field(default_factory=list)

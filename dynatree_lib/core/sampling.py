@@ -14,6 +14,9 @@ same distribution by rejection sampling:
   c(u) = max q(. | u); depth and pruning read p(u), the product of q along the drawn path.
   Pruning and the node budget decide which drawn children become tree nodes; a pruned
   child stays a *proposal* (a stub): it can still be accepted, it just cannot be continued.
+* **Looked-up tokens** (context lookup, an extension) are point-mass proposals: at a node
+  where lookup proposes token x, x is tried first with q = 1 at x, accepted with
+  probability r(x), and on rejection the residual becomes r with x removed.
 * **Verification** is one target forward over the tree, as in greedy decoding, giving the
   target's distribution p(. | u) at every node.
 * **Acceptance** (recursive rejection sampling; Jeon et al. 2024, the without-replacement
@@ -165,11 +168,14 @@ class SampledPath:
 
 
 def sample_walk(tree, proposals: dict[int, Proposals], target_scores: Tensor,
-                sampler: Sampler) -> SampledPath:
+                sampler: Sampler, points: dict[int, int] | None = None) -> SampledPath:
     """Recursive rejection sampling from the root (module docstring).
 
     ``target_scores`` [n, V] are the target's processed float32 scores after every tree node;
-    the sampling distribution is computed only at the nodes the walk visits.
+    the sampling distribution is computed only at the nodes the walk visits. ``points`` maps a
+    node to a token proposed there with certainty (context lookup, ``sources.py``): tried
+    first, as a point mass q = 1 at that token, so it is accepted with probability r(token)
+    and, if rejected, removed from the residual before the drafted children are tried.
     """
     known = tree.read()   # the host copy of a compacted tree: no read
     parents, tokens = known.parents, known.tokens
@@ -181,8 +187,16 @@ def sample_walk(tree, proposals: dict[int, Proposals], target_scores: Tensor,
     while True:
         residual = sampler.probs(target_scores[node].unsqueeze(0))[0]
         accepted = None
+        point = None if points is None else points.get(node)
+        if point is not None:
+            if sampler.uniform(device) < residual[point]:   # u < min(1, r(x) / 1)
+                accepted = point
+            else:   # r(x) <= u < 1: the rest of r has mass
+                residual = residual.clone()
+                residual[point] = 0
+                residual = residual / residual.sum()
         drawn = proposals.get(node)
-        if drawn is not None:
+        if drawn is not None and accepted is None:
             q = torch.zeros_like(residual)
             q[: drawn.q.numel()] = drawn.q.to(device).float()
             for token in drawn.tokens.tolist():

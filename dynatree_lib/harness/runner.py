@@ -138,7 +138,9 @@ def run_method(method: MethodSpec, pair, input_ids: torch.Tensor, max_new_tokens
                   "iterations": s.iterations, "acceptance_rate": s.acceptance_rate if s.iterations else None,
                   "tree_efficiency": s.tree_efficiency if s.iterations else None,
                   "accepted_per_depth": s.accepted_per_depth, "time_draft": s.time_draft,
-                  "time_verify": s.time_verify, "time_other": s.time_other}
+                  "time_verify": s.time_verify, "time_other": s.time_other,
+                  "accepted_by_source": {"all": sum(s.accepted), "drafter": sum(s.accepted_drafted),
+                                         "lookup": sum(s.accepted_lookup)}}
         if s.controller_bounds is not None:
             record["controller_bounds"] = s.controller_bounds
             record["controller_at_bound"] = s.controller_bounds["any"]
