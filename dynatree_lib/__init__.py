@@ -9,7 +9,7 @@
 from .core.compat import UnsupportedModelError, check_torch_version, check_tree_attention
 from .core.controller import HistoryController
 from .core.decode import GenerationResult, GenerationStats, IterationTrace, generate
-from .core.methods import Autoregressive, DynaTree, FixedTree, Linear
+from .core.methods import Autoregressive, DynaTree, FixedTree, Linear, default_method
 from .harness.data import prompt_set
 from .harness.exactness import (
     ExactnessReport,
@@ -24,7 +24,7 @@ check_torch_version()  # a clear error on an untested torch instead of an obscur
 
 __all__ = [
     "load_pair", "ModelPair", "prompt_set",
-    "generate", "Autoregressive", "Linear", "FixedTree", "DynaTree", "HistoryController",
+    "generate", "default_method", "Autoregressive", "Linear", "FixedTree", "DynaTree", "HistoryController",
     "GenerationResult", "GenerationStats", "IterationTrace", "ExactnessReport",
     "compare_with_autoregressive", "tree_logits_error", "verdict", "worst_verdict", "UnsupportedModelError",
     "check_tree_attention",

@@ -17,7 +17,7 @@ import torch
 
 from .core.decode import generate
 from .core.growth import method_entry
-from .core.methods import Autoregressive, DynaTree, FixedTree, Linear
+from .core.methods import Autoregressive, DynaTree, FixedTree, Linear, default_method
 from .harness.runner import OUR_METHODS as METHODS  # name -> config class, from core's table of methods
 from .models.sharding import is_writer, world
 
@@ -108,7 +108,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     input_ids = torch.tensor([ids], device=pair.device)
     print(f"pair {pair.name} on {pair.device} ({str(pair.dtype).removeprefix('torch.')}); "
           f"WikiText-2 test prompt of {len(ids)} tokens, {args.max_new_tokens} new tokens\n")
-    methods = [Autoregressive(), Linear(), FixedTree(), DynaTree()]
+    methods = [Autoregressive(), Linear(), FixedTree(), DynaTree(), default_method()]
     rows = compare_methods(pair.target, pair.drafter, input_ids, methods, args.max_new_tokens,
                            repeats=args.repeats)
     print(pair.tokenizer.decode(ids), end="")

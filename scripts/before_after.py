@@ -1,11 +1,12 @@
 """Before/after one change, in one run: the decoding loop of an earlier commit against the
 working tree's, interleaved prompt by prompt in one process, on the embedded pair.
 
-    python scripts/before_after.py --commit d913040 [--tokens 64] [--out results/x.json]
+    python scripts/before_after.py --commit d913040 [--tokens 64] [--lookup L] [--out results/x.json]
 
 The earlier commit's ``dynatree_lib/core``, ``models/feature_head.py`` and ``models/quantize.py``
 are taken with ``git show`` into a temporary package (they import only each other), so both
-versions drive the same loaded models. Per drafter (feature head, draft model): tokens/s of DynaTree() with
+versions drive the same loaded models. Per drafter (feature head, draft model): tokens/s of DynaTree()
+(``--lookup L``: DynaTree(lookup=L)) with
 each version on 6 Spec-Bench first turns (one per group) and 4 WikiText-2 test prompts, the
 order of the two versions drawn per prompt, after one warm-up each; the paired difference
 with its bootstrap interval; tau; whether the outputs are identical. Own format (no schema).
@@ -54,6 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--commit", required=True)
     parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--lookup", type=int, default=0, help="DynaTree(lookup=L) in both versions")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -72,10 +74,11 @@ def main() -> None:
             ids = torch.tensor([ids])
             start = time.perf_counter()
             if version == "after":
-                result = dt.generate(pair.target, drafter, ids, dt.DynaTree(), tokens, eos_token_id=[])
+                result = dt.generate(pair.target, drafter, ids, dt.DynaTree(lookup=args.lookup), tokens,
+                                     eos_token_id=[])
             else:
-                result = decode.generate(pair.target, drafter, ids, methods.DynaTree(), tokens,
-                                         eos_token_id=[])
+                result = decode.generate(pair.target, drafter, ids, methods.DynaTree(lookup=args.lookup),
+                                         tokens, eos_token_id=[])
             return tokens / (time.perf_counter() - start), result
 
         for after, before in drafters.values():   # warm-up, not recorded
@@ -95,8 +98,8 @@ def main() -> None:
                 for record in records[-2:]:
                     record["identical"] = outputs["after"] == outputs["before"]
             print(f"prompt {index + 1}/{len(prompts)} done", flush=True)
-    doc = {"commit": args.commit, "tokens": args.tokens, "environment": env, "records": records,
-           "summary": {}}
+    doc = {"commit": args.commit, "tokens": args.tokens, "lookup": args.lookup, "environment": env,
+           "records": records, "summary": {}}
     for name in drafters:
         a, b = f"after@{name}", f"before@{name}"
         diff = paired_difference(doc, a, b, "tokens_per_second")

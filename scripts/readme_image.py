@@ -14,10 +14,10 @@ from dynatree_lib.book.numbers import book_numbers
 
 IMAGE = Path(__file__).resolve().parent.parent / "book" / "img" / "speedups.svg"
 WORKLOADS = [("sb_overall", "Spec-Bench chat"), ("wt", "WikiText-2"), ("pg", "PG-19")]
-METHODS = [("dynatree_head", "DynaTree, feature head (default)", "#1f77b4"),
+METHODS = [("dynatree_head", "DynaTree, feature head", "#1f77b4"),
            ("dynatree_model", "DynaTree, draft model (paper's setting)", "#9ecae1"),
            ("prompt_lookup", "prompt lookup (HF)", "#ff7f0e"),
-           ("dynatree_lookup_head", "DynaTree + lookup, head (extension)", "#2ca02c")]
+           ("dynatree_lookup_head", "DynaTree + lookup, head (default; older graft)", "#2ca02c")]
 WIDTH, HEIGHT, LEFT, TOP, BOTTOM = 860, 380, 60, 58, 300
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from tiny_models import hf_greedy, prompt
 
-from dynatree_lib import DynaTree, generate
+from dynatree_lib import DynaTree, default_method, generate
 from dynatree_lib.core.lookup import find_continuation, graft_chain
 from dynatree_lib.core.sources import Chain, LookupSource, accepted_on_chain
 from dynatree_lib.core.tree import TokenTree
@@ -95,3 +95,15 @@ def test_lookup_variant_in_benchmarks_and_validation():
     assert variant.label == "dynatree+lookup" and variant.config["lookup"] == 10
     with pytest.raises(ValueError, match="lookup"):
         DynaTree(lookup=-1)
+
+
+def test_the_default_method_is_dynatree_with_lookup(pair):
+    target, draft = pair
+    assert default_method() == DynaTree(lookup=10)   # DynaTree() stays the paper's method
+    base = prompt(5, length=6)
+    ids = torch.cat([base, base], dim=1)
+    default = generate(target, draft, ids, max_new_tokens=24, eos_token_id=[])
+    explicit = generate(target, draft, ids, DynaTree(lookup=10), 24, eos_token_id=[])
+    assert default.new_tokens == explicit.new_tokens == hf_greedy(target, ids, 24)
+    assert default.stats.committed == explicit.stats.committed
+    assert default.stats.lookup_nodes == explicit.stats.lookup_nodes

@@ -44,11 +44,11 @@ TABLE_METHODS = (("hf", "HF `generate` greedy"), ("hf-assisted", "HF assisted ge
                  ("linear@model", "Linear (k = 8), draft model"),
                  ("fixed@model", "FixedTree (8, 3, 0.1), draft model"),
                  ("dynatree@model", "DynaTree, draft model"),
-                 ("dynatree+lookup@model", "DynaTree + lookup (extension), draft model"),
+                 ("dynatree+lookup@model", "DynaTree + lookup, draft model"),
                  ("linear@head", "Linear (k = 8), feature head"),
                  ("fixed@head", "FixedTree (8, 3, 0.1), feature head"),
-                 ("dynatree@head", "**DynaTree, feature head** (chapter 7; the embedded pair's default)"),
-                 ("dynatree+lookup@head", "DynaTree + lookup (extension), feature head"))
+                 ("dynatree@head", "DynaTree, feature head (chapter 7)"),
+                 ("dynatree+lookup@head", "**DynaTree + lookup, feature head** (the default)"))
 
 
 def slug(label: str) -> str:

@@ -23,7 +23,7 @@ from .drafter import Drafter, as_drafter
 from .growth import DraftedTree, MethodEntry, draft_tree, growth_rule, method_entry, next_levels
 from .kv import keep_cache_entries
 from .lookup import graft_chain
-from .methods import DynaTree, Method
+from .methods import Method, default_method
 from .processors import build_processors, process_next
 from .results import GenerationResult, GenerationStats, IterationTrace
 from .sampling import Sampler, resolve_sampler
@@ -150,7 +150,7 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
              progress: Callable[[int], None] | None = None, do_sample: bool | None = False,
              temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
              generator: torch.Generator | None = None) -> GenerationResult:
-    """Greedy decoding of ``input_ids`` [1, L] with ``method`` (default ``DynaTree()``), or
+    """Greedy decoding of ``input_ids`` [1, L] with ``method`` (default: ``DynaTree(lookup=10)``), or
     lossless speculative sampling with ``do_sample=True``.
 
     The output equals ``target.generate(input_ids, do_sample=False, max_new_tokens=...)``
@@ -165,7 +165,9 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
             target may be dispatched over several devices (``device_map``); the draft and
             ``input_ids`` then go to its first device (``target.device``).
         input_ids: [1, L] prompt token ids.
-        method: Autoregressive(), Linear(), FixedTree() or DynaTree().
+        method: Autoregressive(), Linear(), FixedTree() or DynaTree(); None:
+            :func:`~dynatree_lib.core.methods.default_method`, DynaTree with context lookup as
+            a second source (``DynaTree()`` alone is the paper's method).
         max_new_tokens: at most this many new tokens.
         eos_token_id: stop after this token (or any of a list); None uses
             ``target.generation_config.eos_token_id`` like HF ``generate``; [] never stops early.
@@ -192,7 +194,7 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
     Returns:
         GenerationResult with ``new_tokens`` (prompt excluded), ``stats`` and ``trace``.
     """
-    method = DynaTree() if method is None else method
+    method = default_method() if method is None else method
     entry = method_entry(method)
     if controller is not None and not entry.adapts:
         raise ValueError("a HistoryController only applies to DynaTree")

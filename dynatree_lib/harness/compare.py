@@ -71,10 +71,10 @@ def compare_methods(target, draft, input_ids: Tensor, methods: list[Method], max
 
 def format_comparison(rows: list[MethodComparison]) -> str:
     """A plain-text table of :func:`compare_methods` rows."""
-    lines = [f"{'method':<16}{'exact':>9}{'tok/s':>10}{'speedup':>9}{'tau':>7}{'accept':>8}"]
+    lines = [f"{'method':<18}{'exact':>9}{'tok/s':>10}{'speedup':>9}{'tau':>7}{'accept':>8}"]
     for row in rows:
-        name = type(row.method).__name__
+        name = type(row.method).__name__ + (" + lookup" if getattr(row.method, "lookup", 0) else "")
         exact = {"identical": "yes", "near-tie": "near-tie", "mismatch": "NO"}[row.verdict]
-        lines.append(f"{name:<16}{exact:>9}{row.throughput:>10.1f}"
+        lines.append(f"{name:<18}{exact:>9}{row.throughput:>10.1f}"
                      f"{row.speedup:>8.2f}x{row.tau:>7.2f}{row.acceptance_rate:>8.2f}")
     return "\n".join(lines)
