@@ -532,11 +532,12 @@ def main(argv: list[str] | None = None) -> None:
             b.add_argument("what", choices=["length", "prompt"])
             b.add_argument("--grid", required=True, help="comma-separated T or prompt-token values")
         if name in ("bench", "scaling"):
-            ours = "linear,fixed,dynatree,dynatree+lookup"
+            ours = "linear,fixed,dynatree,dynatree+lookup,default"
             b.add_argument("--methods", default=f"ar,hf,hf-assisted,prompt-lookup,{ours}" if name == "bench"
                            else f"ar,{ours}",
                            help="comma-separated: ar, hf, hf-assisted, prompt-lookup, linear, fixed, "
-                                "dynatree, dynatree+lookup (DynaTree with the context-lookup extension)")
+                                "dynatree, dynatree+lookup (DynaTree with the context-lookup extension), "
+                                "default (the library's default method: + lookup, priced controller)")
         b.add_argument("--pair", help="embedded, pythia or TARGET,DRAFT (default: by device)")
         b.add_argument("--device")
         _pair_dtype(b)

@@ -99,11 +99,10 @@ def test_lookup_variant_in_benchmarks_and_validation():
 
 def test_the_default_method_is_dynatree_with_lookup(pair):
     target, draft = pair
-    assert default_method() == DynaTree(lookup=10)   # DynaTree() stays the paper's method
+    assert default_method() == DynaTree(lookup=10, measure_costs=True)   # DynaTree(): the paper's
     base = prompt(5, length=6)
     ids = torch.cat([base, base], dim=1)
     default = generate(target, draft, ids, max_new_tokens=24, eos_token_id=[])
-    explicit = generate(target, draft, ids, DynaTree(lookup=10), 24, eos_token_id=[])
-    assert default.new_tokens == explicit.new_tokens == hf_greedy(target, ids, 24)
-    assert default.stats.committed == explicit.stats.committed
-    assert default.stats.lookup_nodes == explicit.stats.lookup_nodes
+    assert default.new_tokens == hf_greedy(target, ids, 24)
+    assert len(default.stats.lookup_nodes) == default.stats.iterations
+    assert default.stats.measured_costs is not None   # its controller priced its own timings

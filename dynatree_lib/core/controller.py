@@ -40,6 +40,15 @@ winds up against a bound: D_0 = 1 is where a poor draft's optimum lies, not wher
 unreachable set point pushed it. tau_high stays where the reader put it: breadth is
 the configured rule's (the paper's controller overrides it). Beyond D_0 the depth
 rule still lets a path grow while p(u) > rho_deep.
+
+Priced (``DynaTree(measure_costs=True)``, the library's default method): beta and the cost
+kappa of one verified position come from this generation's own timings (``pricing.py``). A
+level of w nodes (w: the recent trees' nodes per level) then costs beta + kappa * w, which
+replaces beta above, and a candidate is worth verifying only if the chance it is accepted
+exceeds kappa * g, g the expected tokens per unit of cost at the chosen depth (adding a node
+of acceptance probability p raises tokens per cost iff p > kappa * g): once the prices are
+measured, the pruning threshold epsilon is replaced by kappa * g (never below
+``pricing.THRESHOLD_FLOOR``, which bounds a level's width). Until then epsilon stands.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from __future__ import annotations
 from collections import deque
 
 from .methods import DynaTree
+from .pricing import THRESHOLD_FLOOR, CostMeter
 
 PRIOR_LEVELS = 1.0   # goodput: one pseudo-level attempted ...
 PRIOR_RATE = 0.5     # ... and accepted with probability 1/2, so one iteration cannot set D_0 alone
@@ -58,14 +68,19 @@ def best_depth(rate: float, draft_cost: float, max_depth: int) -> int:
     The expected tokens one iteration commits with a tree D levels deep, per unit of its
     cost (one verification + D draft levels of ``draft_cost`` target steps). Ties go to
     the shallower tree."""
+    return _best(rate, draft_cost, max_depth)[0]
+
+
+def _best(rate: float, level_cost: float, max_depth: int) -> tuple[int, float]:
+    """:func:`best_depth` and the tokens per unit of cost it reaches."""
     best, best_value, tokens, term = 1, -1.0, 1.0, 1.0
     for depth in range(1, max_depth + 1):
         term *= rate
         tokens += term
-        value = tokens / (1.0 + draft_cost * depth)
+        value = tokens / (1.0 + level_cost * depth)
         if value > best_value + 1e-12:
             best, best_value = depth, value
-    return best
+    return best, best_value
 
 
 class HistoryController:
@@ -77,11 +92,36 @@ class HistoryController:
         self.tau_high = float(config.tau_high)
         self.history: deque[float] = deque(maxlen=config.history_window)    # paper: α_t
         self.passed, self.attempted = PRIOR_RATE * PRIOR_LEVELS, PRIOR_LEVELS  # goodput
+        # priced goodput: measured costs, the trees' nodes per level, the pruning threshold
+        self.meter = CostMeter() if config.measure_costs and config.controller == "goodput" else None
+        self.draft_cost, self.node_cost, self.width = float(config.draft_cost), 0.0, 1.0
+        self._widths = 0
+        self.threshold = float(config.threshold)
+        self.bar = 0.0   # priced: kappa * g, the acceptance chance a verified position must buy
 
     @property
     def level_acceptance(self) -> float:
         """goodput: the estimated per-level acceptance a (1/2 before any iteration)."""
         return self.passed / self.attempted
+
+    def observe_costs(self, positions: int, verify_seconds: float, draft_forwards: int,
+                      draft_seconds: float, nodes: int, depth: int) -> None:
+        """Priced only: one iteration's timings and its tree's shape (draft nodes, depth)."""
+        if self.meter is None:
+            return
+        self.meter.observe(positions, verify_seconds, draft_forwards, draft_seconds)
+        if depth > 0:   # a discounted mean from the first tree on
+            self._widths += 1
+            share = max(1.0 / self.config.history_window, 1.0 / self._widths)
+            self.width += share * (nodes / depth - self.width)
+        prices = self.meter.prices()
+        if prices is not None:
+            self.draft_cost, self.node_cost = prices
+
+    @property
+    def level_cost(self) -> float:
+        """One more level's cost in target steps: its draft forward and its w verified nodes."""
+        return self.draft_cost + self.node_cost * self.width
 
     def update(self, accepted_depth: int, drafted_depth: int) -> None:
         """Record one iteration and move D_0 (and, for "paper", tau_high); no-op when adaptation is off."""
@@ -98,7 +138,11 @@ class HistoryController:
         keep = 1.0 - 1.0 / c.history_window
         self.passed = keep * self.passed + accepted
         self.attempted = keep * self.attempted + accepted + (accepted < drafted_depth)
-        self.base_depth = float(best_depth(self.level_acceptance, c.draft_cost, c.max_depth))
+        depth, goodput = _best(self.level_acceptance, self.level_cost, c.max_depth)
+        self.base_depth = float(depth)
+        self.bar = min(self.node_cost * goodput, 0.99)
+        if self.meter is not None and self.meter.prices() is not None:   # priced: the bar decides
+            self.threshold = max(self.bar, THRESHOLD_FLOOR)
 
     @property
     def depth(self) -> int:

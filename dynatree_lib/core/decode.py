@@ -280,6 +280,10 @@ def _speculate(state: DecodeState, spec: Speculator) -> None:
     if spec.controller is not None:
         stats = state.stats
         stats.controller_bounds = bound_shares(stats.base_depth, stats.tau_high, spec.method)
+        if spec.controller.meter is not None:
+            stats.measured_costs = {"draft_cost": spec.controller.draft_cost,
+                                    "node_cost": spec.controller.node_cost,
+                                    "nodes_per_level": spec.controller.width}
 
 
 def _iteration(state: DecodeState, spec: Speculator) -> None:
@@ -305,7 +309,7 @@ def _iteration(state: DecodeState, spec: Speculator) -> None:
                            hidden=spec.drafter.needs_hidden, scores=spec.accept.wants_scores)
     state.clock.lap("verify")
 
-    outcome = spec.accept(drafted, verified)
+    outcome = spec.accept(drafted, verified)   # waits for the device: the laps above are complete
     device = state.sequence.device
     keep_cache_entries(state.cache, state.prefix_len, to_device(outcome.path, device))
     spec.drafter.accept(drafted.tree, outcome.path, state.prefix_len, verified.hidden)
@@ -341,6 +345,10 @@ def _record(state: DecodeState, spec: Speculator, drafted: DraftedTree, outcome:
     if spec.controller is not None:
         stats.base_depth.append(spec.controller.base_depth)
         stats.tau_high.append(spec.controller.tau_high)
+        stats.threshold.append(spec.controller.threshold)
+        stats.level_cost.append(spec.controller.level_cost)
+        spec.controller.observe_costs(drafted.tree.size, state.clock.last("verify"), drafted.forwards,
+                                      state.clock.last("draft"), drafted.nodes - 1, drafted.depth)
         spec.controller.update(from_draft, drafted.depth)  # the draft's own acceptance
 
 

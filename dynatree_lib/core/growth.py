@@ -144,6 +144,7 @@ def dynatree_rule(method: DynaTree, controller: HistoryController, depth_cap: in
     max_depth = min(method.max_depth, depth_cap)
     base_depth = min(controller.depth, max_depth)
     tau_high, tau_low = controller.tau_high, method.tau_low
+    threshold = controller.threshold   # epsilon, or what a verified position costs if priced
     log_stop, log_deep = math.log(method.rho_stop), math.log(method.rho_deep)
 
     def breadth(confidence: Tensor) -> Tensor:   # torch.where: a masked assignment would read
@@ -158,10 +159,10 @@ def dynatree_rule(method: DynaTree, controller: HistoryController, depth_cap: in
         return gate if depth < base_depth else gate & (logp > log_deep)
 
     def widest(depth: int) -> int:   # path probabilities at one depth sum to at most 1
-        floor = max(method.rho_stop, method.threshold)
+        floor = max(method.rho_stop, threshold)
         return _at_least(floor) if depth < base_depth else min(_at_least(floor), _above(method.rho_deep))
 
-    return GrowthRule(max_depth, method.max_nodes, method.max_branch, method.threshold,
+    return GrowthRule(max_depth, method.max_nodes, method.max_branch, threshold,
                       breadth, expands, min(method.lookup, depth_cap), first_levels=base_depth,
                       widest=widest)
 

@@ -125,6 +125,11 @@ class DynaTree:
             earlier lookups and judged by the same pruning rule, within the same N_max
             budget (the draft's nodes first) (:mod:`dynatree_lib.core.sources`); 0 = off.
         lookup_ngram: longest suffix n-gram matched by the lookup.
+        measure_costs: price the goodput controller from this generation's own timings (a
+            draft forward's cost and a verified position's, :mod:`dynatree_lib.core.pricing`)
+            instead of ``draft_cost`` alone, and once measured prune at what a verified
+            position costs instead of ``threshold``. Trees then depend on the machine's
+            speed (the output does not).
     """
 
     base_depth: int = 5
@@ -147,6 +152,7 @@ class DynaTree:
     tau_gain: float = 0.1
     lookup: int = 0
     lookup_ngram: int = 3
+    measure_costs: bool = False
 
     def __post_init__(self) -> None:
         for name in ("base_depth", "max_depth", "min_branch", "mid_branch", "max_branch",
@@ -171,8 +177,9 @@ class DynaTree:
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}")
         _check_int("lookup", self.lookup, 0)
         _check_int("lookup_ngram", self.lookup_ngram, 1)
-        if not isinstance(self.adapt, bool):
-            raise ValueError(f"adapt must be True or False, got {self.adapt!r}")
+        for name in ("adapt", "measure_costs"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.controller not in CONTROLLERS:
             raise ValueError(f"controller must be one of {CONTROLLERS}, got {self.controller!r}")
 
@@ -182,7 +189,8 @@ Method = Autoregressive | Linear | FixedTree | DynaTree
 
 def default_method() -> DynaTree:
     """What ``generate`` decodes with when no method is given: DynaTree with context lookup as a
-    second source of candidates (L = 10), faster than the paper's ``DynaTree()`` on the
-    embedded pair's chat and raw text (results/README.md, "one tree, two sources")."""
-    return DynaTree(lookup=10)
+    second source of candidates (L = 10) and a controller priced from the run's own timings,
+    faster than the paper's ``DynaTree()`` on the embedded pair's chat and raw text
+    (results/README.md, "one tree, two sources")."""
+    return DynaTree(lookup=10, measure_costs=True)
 

@@ -27,7 +27,10 @@ class GenerationStats:
     * ``lookup_nodes``: nodes ``DynaTree(lookup=L)`` added beyond the draft's (0 otherwise);
     * ``base_depth``, ``tau_high``: DynaTree's D_0 and tau_high each tree was grown with;
       ``controller_bounds``: the share of iterations with either at a bound of its range
-      (:func:`dynatree_lib.core.controller.bound_shares`).
+      (:func:`dynatree_lib.core.controller.bound_shares`);
+    * ``threshold``, ``level_cost``: DynaTree's pruning threshold and one level's cost in
+      target steps each tree was grown with (both constant unless ``measure_costs``);
+      ``measured_costs``: the prices measured by the end of the generation (``measure_costs``).
 
     Times are seconds. The total waits for the device's queued work (``timing.now``); on CUDA
     the phases (prefill, draft, verify) are timed with CUDA events, so timing drains the GPU
@@ -48,6 +51,9 @@ class GenerationStats:
     base_depth: list[float] = field(default_factory=list)
     tau_high: list[float] = field(default_factory=list)
     controller_bounds: dict[str, float] | None = None
+    threshold: list[float] = field(default_factory=list)
+    level_cost: list[float] = field(default_factory=list)
+    measured_costs: dict[str, float] | None = None
     time_prefill: float = 0.0
     time_draft: float = 0.0
     time_verify: float = 0.0

@@ -51,6 +51,16 @@ class Stopwatch:
     def lap(self, phase: str) -> None:
         self.marks.append((phase, self._mark()))
 
+    def last(self, phase: str) -> float:
+        """Seconds of the latest lap charged to ``phase`` (0 if none). On CUDA read only after
+        the host has waited for that lap's work (e.g. by reading a result computed after it):
+        its events are then complete and reading them waits for nothing."""
+        for (_, before), (name, after) in zip(reversed(self.marks[:-1]), reversed(self.marks[1:]),
+                                              strict=True):
+            if name == phase:
+                return before.elapsed_time(after) / 1000 if self.cuda else after - before
+        return 0.0
+
     def totals(self) -> dict[str, float]:
         """Seconds per phase (summed over its laps) and ``"total"``: one wait for the device."""
         total = now(self.device) - self.start

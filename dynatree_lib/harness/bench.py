@@ -209,6 +209,7 @@ def format_table(doc: dict) -> str:
 
 # Named variants usable in --methods next to the method kinds.
 VARIANTS = {"dynatree+lookup": ("dynatree", {"lookup": PROMPT_LOOKUP_TOKENS}),
+            "default": ("dynatree", {"lookup": PROMPT_LOOKUP_TOKENS, "measure_costs": True}),
             "dynatree-paper": ("dynatree", {"controller": "paper"})}
 
 

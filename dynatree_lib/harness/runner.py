@@ -141,6 +141,11 @@ def run_method(method: MethodSpec, pair, input_ids: torch.Tensor, max_new_tokens
                   "time_verify": s.time_verify, "time_other": s.time_other,
                   "accepted_by_source": {"all": sum(s.accepted), "drafter": sum(s.accepted_drafted),
                                          "lookup": sum(s.accepted_lookup)}}
+        if s.measured_costs is not None:
+            record["measured_costs"] = s.measured_costs
+        if s.threshold:
+            record["mean_threshold"] = sum(s.threshold) / len(s.threshold)
+            record["mean_base_depth"] = sum(s.base_depth) / len(s.base_depth)
         if s.controller_bounds is not None:
             record["controller_bounds"] = s.controller_bounds
             record["controller_at_bound"] = s.controller_bounds["any"]
