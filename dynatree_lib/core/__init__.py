@@ -2,7 +2,8 @@
 
 What lives here: method configs and the table of methods (``methods``, ``growth``), the token
 tree (``tree``), the drafter protocol and the causal-LM drafter (``drafter``), context lookup
-(``lookup``), DynaTree's history controller (``controller``), the target's generation_config
+(``lookup``) as a calibrated second source (``sources``), DynaTree's history controller
+(``controller``) and its measured prices (``pricing``), the target's generation_config
 processors (``processors``), sampling (``sampling``), verification (``verify``), acceptance
 (``accept``), KV compaction (``kv``), model probes (``compat``), the loop (``decode``), what it
 returns (``results``) and its clock (``timing``).

@@ -150,7 +150,7 @@ def generate(target, draft, input_ids: Tensor, method: Method | None = None,
              progress: Callable[[int], None] | None = None, do_sample: bool | None = False,
              temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
              generator: torch.Generator | None = None) -> GenerationResult:
-    """Greedy decoding of ``input_ids`` [1, L] with ``method`` (default: ``DynaTree(lookup=10)``), or
+    """Greedy decoding of ``input_ids`` [1, L] with ``method`` (default: :func:`default_method`), or
     lossless speculative sampling with ``do_sample=True``.
 
     The output equals ``target.generate(input_ids, do_sample=False, max_new_tokens=...)``
