@@ -279,3 +279,24 @@ def test_cost_model_figure_names_points_in_hover_and_legend_only():
     fig = viz.cost_model_figure(rows)
     assert [t.name for t in fig.data[1:]] == [r["method"] for r in rows]
     assert all("text" not in t.mode for t in fig.data)
+
+
+def test_adaptation_figure_splits_every_committed_token_by_source(pair):
+    import torch
+
+    from dynatree_lib import default_method
+    from dynatree_lib.book.viz import SOURCES, adaptation_figure, token_sources
+
+    target, draft = pair
+    base = prompt(4, length=8)
+    ids = torch.cat([base, base], dim=1)   # something for the lookup to copy
+    result = generate(target, draft, ids, default_method(), 32, eos_token_id=[], trace=True)
+    rows = token_sources(result.stats)
+    per_iteration = [sum(counts) for counts in zip(*rows.values(), strict=True)]
+    assert per_iteration == result.stats.committed   # each token once: draft, both, lookup or bonus
+    assert all(count >= 0 for counts in rows.values() for count in counts)
+    assert sum(rows["target's own (bonus)"]) == result.stats.iterations
+    fig = adaptation_figure(result.stats, result.trace)
+    assert [t.name for t in fig.data[:len(SOURCES)]] == [name for name, _ in SOURCES]
+    lines = {t.name for t in fig.data[len(SOURCES):]}
+    assert lines == {"draft nodes", "looked-up nodes", "draft depth", "D_0"}

@@ -642,3 +642,56 @@ def paired_difference_figure(doc: dict, pairs: list[tuple[str, str]], metric: st
                       xaxis={"title": f"{metric}(left) - {metric}(right)"}, yaxis={"autorange": "reversed"},
                       height=120 + 40 * len(pairs), margin={"l": 330})
     return fig
+
+
+SOURCES = (("draft only", "#1f77b4"), ("draft and lookup", "#9467bd"), ("lookup only", "#ff7f0e"),
+           ("target's own (bonus)", "#c7c7c7"))
+
+
+def token_sources(stats) -> dict[str, list[int]]:
+    """Per iteration, the committed tokens by who proposed them: the draft alone, both sources,
+    context lookup alone, or neither (the target's bonus token). ``stats``: GenerationStats."""
+    rows: dict[str, list[int]] = {name: [] for name, _ in SOURCES}
+    for committed, accepted, drafted, looked in zip(stats.committed, stats.accepted, stats.accepted_drafted,
+                                                    stats.accepted_lookup, strict=True):
+        both = drafted + looked - accepted
+        for (name, _), count in zip(SOURCES, (drafted - both, both, looked - both, committed - accepted),
+                                    strict=True):
+            rows[name].append(count)
+    return rows
+
+
+def adaptation_figure(stats, traces: list[IterationTrace] | None = None, tokenizer=None,
+                      title: str = "one generation: where each token came from, and the tree") -> go.Figure:
+    """One generation, iteration by iteration: above, the committed tokens stacked by source
+    (hover: their text when ``traces`` and ``tokenizer`` are given); below, the tree the
+    iteration verified (the draft's nodes, the looked-up nodes added to them, the draft's depth)
+    and the controller's D_0."""
+    from plotly.subplots import make_subplots
+
+    x = list(range(1, stats.iterations + 1))
+    text = None
+    if traces is not None and tokenizer is not None:
+        text = [tokenizer.decode(t.committed).replace("\n", "⏎") for t in traces]
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.55, 0.45])
+    for name, colour in SOURCES:
+        fig.add_trace(go.Bar(x=x, y=token_sources(stats)[name], name=name, marker_color=colour,
+                             customdata=text, legendgroup="tokens",
+                             hovertemplate=f"iteration %{{x}}: %{{y}} {name}"
+                                           + ("<br>%{customdata}" if text else "") + "<extra></extra>"),
+                      row=1, col=1)
+    lines = (("draft nodes", stats.tree_sizes, "#1f77b4", "solid"),
+             ("looked-up nodes", stats.lookup_nodes, "#ff7f0e", "solid"),
+             ("draft depth", stats.drafted_depth, "#2ca02c", "dot"),
+             ("D_0", stats.base_depth, "#7f7f7f", "dash"))
+    for name, values, colour, dash in lines:
+        if values:
+            fig.add_trace(go.Scatter(x=x, y=values, name=name, mode="lines",
+                                     line={"color": colour, "dash": dash, "shape": "hv"}),
+                          row=2, col=1)
+    fig.update_layout(barmode="stack", height=520, title=title, legend={"orientation": "h", "y": -0.12},
+                      margin={"t": 60})
+    fig.update_yaxes(title_text="tokens committed", row=1, col=1)
+    fig.update_yaxes(title_text="nodes · depth", row=2, col=1)
+    fig.update_xaxes(title_text="iteration", row=2, col=1)
+    return fig
