@@ -29,8 +29,8 @@ SYMBOLS = {"base_depth": "D_0", "max_depth": "D_max", "min_branch": "B_min", "mi
            "max_branch": "B_max", "tau_high": "θ_high", "tau_low": "θ_low", "rho_stop": "ρ_stop",
            "rho_deep": "ρ_deep", "threshold": "ε (prune)", "max_nodes": "N_max", "history_window": "W",
            "target_acceptance": "α*", "draft_cost": "β", "depth_gain": "k_D", "tau_gain": "k_τ",
-           "lookup": "lookup L", "lookup_ngram": "lookup n-gram", "depth": "D", "branch": "B", "k": "k",
-           "adapt": "adapt"}
+           "lookup": "lookup L", "lookup_ngram": "lookup n-gram", "measure_costs": "priced",
+           "depth": "D", "branch": "B", "k": "k", "adapt": "adapt"}
 
 # Shown above the Run button: in the static book the widgets render, but nothing runs behind them.
 HINT = ("<b>Run</b> needs a live kernel (Jupyter or Colab); on the static site it does nothing, and the "
