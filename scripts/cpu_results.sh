@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates every committed CPU result of the embedded pair (results/README.md lists them): about
-# 2.5 hours on a 2-core CPU in sequence, 1 h 40 min as its two halves side by side. The draft's and
+# 2.7 hours on a 2-core CPU in sequence, 1 h 50 min as its two halves side by side. The draft's and
 # the head's training curves come from their training commands, not from here. Each line can also
 # be run on its own.
 #   bash scripts/cpu_results.sh            # everything
@@ -42,3 +42,13 @@ python -m dynatree_lib scaling length $P --dataset wikitext2 --grid 32,64,128,25
 python -m dynatree_lib scaling prompt $P --dataset wikitext2 --grid 64,128,256,512 --num-prompts 3 --warmup 1 \
     --max-new-tokens 128
 python -m dynatree_lib explore $P --dataset wikitext2 --num-prompts 3 --warmup 1 --max-new-tokens 64
+# The default method (DynaTree + lookup, priced) against AR, prompt lookup and the paper's DynaTree,
+# greedy on Spec-Bench and WikiText-2 and sampling on Spec-Bench (results/multisource_*.json).
+M="ar,prompt-lookup,dynatree@head,dynatree+lookup@head,default@head"
+python -m dynatree_lib bench $P --dataset spec_bench --per-group 2 --warmup 1 --max-new-tokens 96 --methods "$M" \
+    --output results/multisource_spec_bench_embedded_cpu.json
+python -m dynatree_lib bench $P --dataset wikitext2 --num-prompts 6 --warmup 1 --max-new-tokens 96 --methods "$M" \
+    --output results/multisource_wikitext2_embedded_cpu.json
+python -m dynatree_lib bench $P --dataset spec_bench --per-group 2 --warmup 1 --max-new-tokens 96 --temperature 0.7 \
+    --methods ar,dynatree@head,default@head \
+    --output results/multisource_sampling_spec_bench_embedded_cpu_temperature0.7.json
