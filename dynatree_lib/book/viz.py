@@ -674,8 +674,9 @@ def adaptation_figure(stats, traces: list[IterationTrace] | None = None, tokeniz
     if traces is not None and tokenizer is not None:
         text = [tokenizer.decode(t.committed).replace("\n", "⏎") for t in traces]
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.55, 0.45])
+    counts = token_sources(stats)
     for name, colour in SOURCES:
-        fig.add_trace(go.Bar(x=x, y=token_sources(stats)[name], name=name, marker_color=colour,
+        fig.add_trace(go.Bar(x=x, y=counts[name], name=name, marker_color=colour,
                              customdata=text, legendgroup="tokens",
                              hovertemplate=f"iteration %{{x}}: %{{y}} {name}"
                                            + ("<br>%{customdata}" if text else "") + "<extra></extra>"),

@@ -62,6 +62,25 @@ PRIOR_LEVELS = 1.0   # goodput: one pseudo-level attempted ...
 PRIOR_RATE = 0.5     # ... and accepted with probability 1/2, so one iteration cannot set D_0 alone
 
 
+class LevelCounts:
+    """Discounted counts of levels passed and attempted, from one pseudo-level at 1/2: the
+    per-level acceptance a of the goodput controller, and of context lookup (``sources.py``)."""
+
+    def __init__(self, window: int) -> None:
+        self.keep = 1.0 - 1.0 / window
+        self.passed, self.attempted = PRIOR_RATE * PRIOR_LEVELS, PRIOR_LEVELS
+
+    @property
+    def rate(self) -> float:
+        return self.passed / self.attempted
+
+    def add(self, accepted: int, length: int) -> None:
+        """A path of ``length`` levels whose first ``accepted`` were accepted: it passed that many
+        and attempted one more unless it was accepted whole."""
+        self.passed = self.keep * self.passed + accepted
+        self.attempted = self.keep * self.attempted + accepted + (accepted < length)
+
+
 def best_depth(rate: float, draft_cost: float, max_depth: int) -> int:
     """argmax over D in [1, max_depth] of (1 + a + ... + a^D) / (1 + beta * D), a = ``rate``.
 
@@ -91,7 +110,7 @@ class HistoryController:
         self.base_depth = float(config.base_depth)
         self.tau_high = float(config.tau_high)
         self.history: deque[float] = deque(maxlen=config.history_window)    # paper: α_t
-        self.passed, self.attempted = PRIOR_RATE * PRIOR_LEVELS, PRIOR_LEVELS  # goodput
+        self.levels = LevelCounts(config.history_window)   # goodput
         # priced goodput: measured costs, the trees' nodes per level, the pruning threshold
         self.meter = CostMeter() if config.measure_costs and config.controller == "goodput" else None
         self.draft_cost, self.node_cost, self.width = float(config.draft_cost), 0.0, 1.0
@@ -102,7 +121,7 @@ class HistoryController:
     @property
     def level_acceptance(self) -> float:
         """goodput: the estimated per-level acceptance a (1/2 before any iteration)."""
-        return self.passed / self.attempted
+        return self.levels.rate
 
     def observe_costs(self, positions: int, verify_seconds: float, draft_forwards: int,
                       draft_seconds: float, nodes: int, depth: int) -> None:
@@ -135,9 +154,7 @@ class HistoryController:
             self.base_depth = min(max(self.base_depth + c.depth_gain * error, 1.0), float(c.max_depth))
             self.tau_high = min(max(self.tau_high - c.tau_gain * error, c.tau_low + 0.01), 0.99)
             return
-        keep = 1.0 - 1.0 / c.history_window
-        self.passed = keep * self.passed + accepted
-        self.attempted = keep * self.attempted + accepted + (accepted < drafted_depth)
+        self.levels.add(accepted, drafted_depth)
         depth, goodput = _best(self.level_acceptance, self.level_cost, c.max_depth)
         self.base_depth = float(depth)
         self.bar = min(self.node_cost * goodput, 0.99)

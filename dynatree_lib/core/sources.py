@@ -26,10 +26,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from .controller import LevelCounts
 from .lookup import find_match
-
-PRIOR_LEVELS = 1.0   # one pseudo-level attempted ...
-PRIOR_RATE = 0.5     # ... and accepted with probability 1/2
 
 
 @dataclass
@@ -42,10 +40,6 @@ class Chain:
     match: int = 0
     confidence: float = 0.0
 
-    def path_probability(self, k: int) -> float:
-        """p of the chain's k-th token (1-based): c^k."""
-        return self.confidence ** k
-
 
 @dataclass
 class LookupSource:
@@ -57,14 +51,12 @@ class LookupSource:
     max_tokens: int
     max_ngram: int = 3
     window: int = 10
-    passed: dict[int, float] = field(default_factory=dict)
-    attempted: dict[int, float] = field(default_factory=dict)
+    counts: dict[int, LevelCounts] = field(default_factory=dict)   # by match length
 
     def confidence(self, match: int) -> float:
         """c_n: the estimated chance that the target accepts the next looked-up token of a chain
         matched on ``match`` tokens, given the chain's earlier tokens were accepted."""
-        passed = self.passed.get(match, PRIOR_RATE * PRIOR_LEVELS)
-        return passed / self.attempted.get(match, PRIOR_LEVELS)
+        return self.counts.setdefault(match, LevelCounts(self.window)).rate
 
     def propose(self, context: list[int], threshold: float, room: int) -> Chain:
         """The chain for the text ``context`` (host ids), cut where c^k < ``threshold`` (epsilon)
@@ -80,12 +72,8 @@ class LookupSource:
         """Record that the first ``accepted`` tokens of ``chain`` reached the output."""
         if not chain.tokens:
             return
-        accepted = min(accepted, len(chain.tokens))
-        keep = 1.0 - 1.0 / self.window
-        n = chain.match
-        self.passed[n] = keep * self.passed.get(n, PRIOR_RATE * PRIOR_LEVELS) + accepted
-        self.attempted[n] = (keep * self.attempted.get(n, PRIOR_LEVELS) + accepted
-                             + (accepted < len(chain.tokens)))
+        counts = self.counts.setdefault(chain.match, LevelCounts(self.window))
+        counts.add(min(accepted, len(chain.tokens)), len(chain.tokens))
 
 
 def _longest_above(c: float, threshold: float, most: int) -> int:
