@@ -537,7 +537,9 @@ def main(argv: list[str] | None = None) -> None:
                            else f"ar,{ours}",
                            help="comma-separated: ar, hf, hf-assisted, prompt-lookup, linear, fixed, "
                                 "dynatree, dynatree+lookup (DynaTree with the context-lookup extension), "
-                                "default (the library's default method: + lookup, priced controller)")
+                                "default (the library's default method: + lookup, priced controller), "
+                                "default-breadth|depth|pruning|history|pricing|lookup (the default "
+                                "with that rule or source removed)")
         b.add_argument("--pair", help="embedded, pythia or TARGET,DRAFT (default: by device)")
         b.add_argument("--device")
         _pair_dtype(b)

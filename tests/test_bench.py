@@ -157,3 +157,22 @@ def test_a_pair_holds_any_number_of_named_drafters(pair):
     with pytest.raises(ValueError, match="no drafter 'missing'"):
         run_benchmark(bench_pair, [prompt(0).tolist()[0]] * 2, parse_methods("dynatree@missing"), 4,
                       warmup=1, progress=False)
+
+
+def test_leave_one_out_variants_each_change_one_rule_of_the_default(pair):
+    """Each ``default-<rule>`` is the default method with exactly that rule (or source) removed,
+    and each decodes exactly."""
+    from dynatree_lib.harness.bench import LEAVE_ONE_OUT, VARIANTS, parse_methods
+
+    (default,) = parse_methods("default@model")
+    assert VARIANTS["default"][0] == "dynatree"
+    for name, change in LEAVE_ONE_OUT.items():
+        (method,) = parse_methods(f"{name}@model")
+        differs = {k for k, v in method.config.items() if default.config.get(k) != v}
+        assert differs and differs <= set(change), name
+    methods = parse_methods(",".join(LEAVE_ONE_OUT))
+    target, draft = pair
+    bench_pair = ModelPair(target, draft, None, "tiny", target.device, target.dtype)
+    doc = run_benchmark(bench_pair, [prompt(s, length=10).tolist()[0] for s in range(2)], methods,
+                        max_new_tokens=16, warmup=1, progress=False)
+    assert all(a["identical_to_ar"] for a in doc["aggregates"].values())

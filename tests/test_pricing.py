@@ -47,6 +47,11 @@ def test_expensive_positions_give_shallower_trees_and_a_higher_threshold():
     assert free.depth == best_depth(free.level_acceptance, 0.06, 8)   # kappa = 0: the unpriced rule
     assert free.threshold == THRESHOLD_FLOOR    # free positions: prune only at the floor
     assert costly.threshold > DynaTree().threshold > THRESHOLD_FLOOR
+    unpruned = HistoryController(DynaTree(measure_costs=True, threshold=0.0))
+    for i in range(12):
+        unpruned.observe_costs(3 + 2 * (i % 4), 0.01 + 0.0015 * i, 2, 0.0012, nodes=4, depth=2)
+        unpruned.update(3, 4)
+    assert unpruned.meter.prices() is not None and unpruned.threshold == 0.0   # pruning stays off
     fixed = HistoryController(DynaTree())       # not priced: nothing measured, epsilon stays
     fixed.observe_costs(7, 0.1, 2, 0.01, 6, 3)
     fixed.update(1, 3)

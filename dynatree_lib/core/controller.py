@@ -48,7 +48,8 @@ replaces beta above, and a candidate is worth verifying only if the chance it is
 exceeds kappa * g, g the expected tokens per unit of cost at the chosen depth (adding a node
 of acceptance probability p raises tokens per cost iff p > kappa * g): once the prices are
 measured, the pruning threshold epsilon is replaced by kappa * g (never below
-``pricing.THRESHOLD_FLOOR``, which bounds a level's width). Until then epsilon stands.
+``pricing.THRESHOLD_FLOOR``, which bounds a level's width). Until then epsilon stands;
+epsilon = 0 (pruning off) stays 0.
 """
 
 from __future__ import annotations
@@ -158,7 +159,8 @@ class HistoryController:
         depth, goodput = _best(self.level_acceptance, self.level_cost, c.max_depth)
         self.base_depth = float(depth)
         self.bar = min(self.node_cost * goodput, 0.99)
-        if self.meter is not None and self.meter.prices() is not None:   # priced: the bar decides
+        # priced: the bar decides, unless pruning is switched off (threshold 0)
+        if self.meter is not None and self.meter.prices() is not None and c.threshold > 0:
             self.threshold = max(self.bar, THRESHOLD_FLOOR)
 
     @property

@@ -16,13 +16,16 @@ def _check_int(name: str, value: int, low: int) -> None:
         raise ValueError(f"{name} must be >= {low}, got {value}")
 
 
-def _check_unit(name: str, value: float, *, closed_low: bool = False) -> None:
-    """Probabilities and thresholds live in (0, 1) (or [0, 1) where zero means 'off')."""
+def _check_unit(name: str, value: float, *, closed_low: bool = False,
+                closed_high: bool = False) -> None:
+    """Probabilities and thresholds live in (0, 1) (or [0, 1) where zero means 'off', (0, 1]
+    where one means 'never')."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number, got {value!r}")
-    ok = (0.0 <= value < 1.0) if closed_low else (0.0 < value < 1.0)
-    interval = "[0, 1)" if closed_low else "(0, 1)"
-    if not ok:
+    above = 0.0 <= value if closed_low else 0.0 < value
+    below = value <= 1.0 if closed_high else value < 1.0
+    interval = f"{'[' if closed_low else '('}0, 1{']' if closed_high else ')'}"
+    if not (above and below):
         raise ValueError(f"{name} must lie in {interval}, got {value}")
 
 
@@ -107,8 +110,9 @@ class DynaTree:
         tau_high: tau_h, confidence at or above which B_min applies.
         tau_low: tau_l, confidence below which B_max applies.
         rho_stop: rho_stop, nodes with p(u) < rho_stop are never expanded.
-        rho_deep: rho_deep, beyond D_0 a node expands only if p(u) > rho_deep.
-        threshold: epsilon, probability pruning threshold on p(u).
+        rho_deep: rho_deep, beyond D_0 a node expands only if p(u) > rho_deep (1: never).
+        threshold: epsilon, probability pruning threshold on p(u); 0 switches pruning off
+            (priced or not).
         max_nodes: N_max, strict budget of draft nodes per tree (root excluded).
         adapt: enable history adaptation (False gives the ablation without it).
         controller: "goodput" (default) or "paper", the rule history adaptation follows.
@@ -158,9 +162,10 @@ class DynaTree:
         for name in ("base_depth", "max_depth", "min_branch", "mid_branch", "max_branch",
                      "max_nodes", "history_window"):
             _check_int(name, getattr(self, name), 1)
-        for name in ("tau_high", "tau_low", "rho_stop", "rho_deep", "threshold",
-                     "target_acceptance"):
+        for name in ("tau_high", "tau_low", "rho_stop", "target_acceptance"):
             _check_unit(name, getattr(self, name))
+        _check_unit("rho_deep", self.rho_deep, closed_high=True)   # 1: never beyond D_0
+        _check_unit("threshold", self.threshold, closed_low=True)  # 0: no pruning
         if self.base_depth > self.max_depth:
             raise ValueError(f"base_depth ({self.base_depth}) must be <= max_depth ({self.max_depth})")
         if not self.min_branch <= self.mid_branch <= self.max_branch:

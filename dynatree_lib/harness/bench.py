@@ -212,10 +212,32 @@ VARIANTS = {"dynatree+lookup": ("dynatree", {"lookup": PROMPT_LOOKUP_TOKENS}),
             "default": ("dynatree", {"lookup": PROMPT_LOOKUP_TOKENS, "measure_costs": True}),
             "dynatree-paper": ("dynatree", {"controller": "paper"})}
 
+OFF = 1e-6  # a probability threshold low enough to switch a rule off
+
+# Leave-one-out from the default: each rule, and each source of candidates, removed in turn.
+DEFAULT = VARIANTS["default"][1]
+LEAVE_ONE_OUT = {
+    # every node gets B_mid children, whatever the draft's confidence
+    "default-breadth": {"min_branch": 2, "mid_branch": 2, "max_branch": 2},
+    # no path-probability gates: every branch grows to D_0 and stops there (pruning stays)
+    "default-depth": {"rho_stop": OFF, "rho_deep": 1.0},
+    # no probability pruning, priced or not: only the gates and N_max limit the tree
+    "default-pruning": {"threshold": 0.0},
+    # D_0 stays 5 (the priced threshold comes from the controller, so epsilon = 0.05 stays)
+    "default-history": {"adapt": False},
+    # the controller keeps its constant draft cost and epsilon (= dynatree+lookup)
+    "default-pricing": {"measure_costs": False},
+    # the drafter alone
+    "default-lookup": {"lookup": 0},
+}
+VARIANTS.update({name: ("dynatree", {**DEFAULT, **change}) for name, change in LEAVE_ONE_OUT.items()})
+
 
 def parse_methods(names: str) -> list[MethodSpec]:
     """``"ar,hf,linear,dynatree"`` -> specs with each method's default configuration;
-    ``dynatree+lookup``: DynaTree with the context-lookup extension (L = 10); ``kind:key=value:...``
+    ``dynatree+lookup``: DynaTree with the context-lookup extension (L = 10); ``default``: the
+    library's default, ``default-<rule>`` it with one rule or source removed (``LEAVE_ONE_OUT``);
+    ``kind:key=value:...``
     sets fields, e.g. ``fixed:depth=3:branch=2:threshold=0.05`` (labelled as in the sweep); a
     suffix ``@<name>`` drafts with the pair's drafter of that name (``@head``: the feature head,
     ``@model``: the causal-LM draft; without one: the pair's default drafter)."""
@@ -274,9 +296,6 @@ def sensitivity_specs() -> list[MethodSpec]:
     for base, top in ((3, 6), (4, 10), (6, 12)):
         specs.append(spec("dynatree", f"D_0={base} D_max={top}", base_depth=base, max_depth=top))
     return specs
-
-
-OFF = 1e-6  # a probability threshold low enough to switch a rule off
 
 
 def ablation_specs(depth: int = 8, branch: int = 3, threshold: float = 0.05,
