@@ -106,6 +106,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
                      drafter=args.drafter)
     ids = prompt_set("wikitext2", pair.tokenizer, 1, args.max_prompt_tokens, seed=args.seed)[0]
     input_ids = torch.tensor([ids], device=pair.device)
+    if pair.dtype_choice:
+        print(f"dtype auto: {pair.dtype_choice}")
     print(f"pair {pair.name} on {pair.device} ({str(pair.dtype).removeprefix('torch.')}); "
           f"WikiText-2 test prompt of {len(ids)} tokens, {args.max_new_tokens} new tokens\n")
     methods = [Autoregressive(), Linear(), FixedTree(), DynaTree(), default_method()]
@@ -401,23 +403,27 @@ def _outputs(p: argparse.ArgumentParser, default_name: str) -> None:
 
 
 def _pair_dtype(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"],
+    p.add_argument("--dtype", choices=["float32", "float16", "bfloat16", "auto"],
                    help="the pair's dtype (default: float32 on CPU, the embedded pair everywhere; "
-                        "float16 for hub pairs on CUDA). bfloat16 on CPU: no weight packing; outputs "
+                        "float16 for hub pairs on CUDA; auto: bfloat16 where the CPU has it natively "
+                        "and it times faster, else float32). bfloat16 on CPU: no weight packing; outputs "
                         "are checked against the bfloat16 target's own greedy decoding "
                         "(identical / near-tie / mismatch); result files get a _<dtype> suffix")
 
 
-def _dtype(args) -> torch.dtype | None:
-    return DTYPES[args.dtype] if getattr(args, "dtype", None) else None
+def _dtype(args) -> torch.dtype | str | None:
+    dtype = getattr(args, "dtype", None)
+    return dtype if dtype == "auto" else DTYPES[dtype] if dtype else None
 
 
 def _dtype_suffix(args, pair) -> str:
     """``_bfloat16`` when ``--dtype`` asked for other than the pair's default dtype, else ""."""
     from .models.pairs import default_dtype
 
-    chosen = _dtype(args)
-    return "" if chosen is None or chosen == default_dtype(pair.name, pair.device) else f"_{args.dtype}"
+    chosen = pair.dtype if _dtype(args) == "auto" else _dtype(args)   # auto: what it chose
+    if chosen is None or chosen == default_dtype(pair.name, pair.device):
+        return ""
+    return f"_{str(chosen).removeprefix('torch.')}"
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -438,7 +444,7 @@ def main(argv: list[str] | None = None) -> None:
     gen.add_argument("--draft", help="draft model id or local path (unused for --method ar)")
     gen.add_argument("--method", choices=sorted(METHODS), default="dynatree")
     gen.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                     help="method parameter, e.g. --param k=4 or --param tau_high=0.8 (repeatable)")
+                     help="method parameter, e.g. --param k=4 or --param theta_high=0.8 (repeatable)")
     gen.add_argument("--temperature", type=float, default=None,
                      help="sample at this temperature (lossless speculative sampling) instead of greedy")
     gen.add_argument("--top-k", type=int, default=0, help="with --temperature (0: off)")

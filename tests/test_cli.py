@@ -119,20 +119,23 @@ def test_costs_command_writes_both_curves(saved_pair, tmp_path, capsys):
 
 def test_explorer_file_becomes_a_working_page_fragment(saved_pair, tmp_path, capsys):
     import json
+    import math
     import re
 
     from dynatree_lib.book.viz import explorer_html
     from dynatree_lib.harness.bench import read_results
+    from dynatree_lib.harness.explorer import GRID
 
     out = tmp_path / "explorer.json"
     main(["explore", "--pair", f"{saved_pair['target']},{saved_pair['draft']}", "--num-prompts", "1",
           "--warmup", "1", "--max-new-tokens", "8", "--max-prompt-tokens", "40", "--output", str(out)])
     doc = read_results(out)
-    assert len(doc["trees"]) == 54 and all(doc["trees"].values())
+    settings = math.prod(len(values) for values in GRID.values())
+    assert len(doc["trees"]) == settings and all(doc["trees"].values())
     html = explorer_html(doc)
     data = json.loads(re.search(r"const data = (\{.*?\});\n", html).group(1))
-    assert len(data["settings"]) == 54 and all(s["trees"] for s in data["settings"].values())
-    assert html.count('<select data-key="') == 5 and "Plotly.react" in html
+    assert len(data["settings"]) == settings and all(s["trees"] for s in data["settings"].values())
+    assert html.count('<select data-key="') == len(GRID) + 1 and "Plotly.react" in html
 
 
 def test_export_tree_writes_a_static_tree(saved_pair, tmp_path, capsys):

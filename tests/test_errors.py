@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from tiny_models import build_target, prompt
@@ -25,8 +27,8 @@ from dynatree_lib import (
     (lambda: FixedTree(threshold=1.5), "threshold must lie in"),
     (lambda: FixedTree(max_nodes=0), "max_nodes must be >= 1"),
     (lambda: DynaTree(min_branch=3, max_branch=2), "min_branch <= mid_branch <= max_branch"),
-    (lambda: DynaTree(tau_low=0.9, tau_high=0.5), "tau_low"),
-    (lambda: DynaTree(tau_high=0.0), "tau_high must lie in"),
+    (lambda: DynaTree(theta_low=0.9, theta_high=0.5), "theta_low"),
+    (lambda: DynaTree(theta_high=0.0), "theta_high must lie in"),
     (lambda: DynaTree(rho_stop=0.6, rho_deep=0.5), "rho_stop"),
     (lambda: DynaTree(base_depth=9, max_depth=8), "base_depth"),
     (lambda: DynaTree(threshold=-0.1), "threshold must lie in"),
@@ -155,3 +157,19 @@ def test_an_untested_torch_is_a_clear_error(monkeypatch):
             check_torch_version(version)
     monkeypatch.setenv("DYNATREE_ANY_TORCH", "1")
     check_torch_version("2.14.0")
+
+
+def test_the_old_threshold_names_still_work_with_a_warning():
+    """τ is tokens per forward; the confidence thresholds are θ. The old keywords still work."""
+    with pytest.warns(DeprecationWarning, match="theta_high"):
+        old = DynaTree(tau_high=0.8, tau_low=0.3, tau_gain=0.2)
+    assert old == DynaTree(theta_high=0.8, theta_low=0.3, theta_gain=0.2)
+    with pytest.warns(DeprecationWarning, match="theta_low"):
+        assert old.tau_low == 0.3
+    with pytest.warns(DeprecationWarning):
+        assert dataclasses.replace(old, tau_high=0.7).theta_high == 0.7
+    from dynatree_lib.core.results import GenerationStats
+
+    stats = GenerationStats(theta_high=[0.9, 0.8])
+    with pytest.warns(DeprecationWarning, match="theta_high"):
+        assert stats.tau_high == [0.9, 0.8]

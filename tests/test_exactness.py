@@ -10,7 +10,7 @@ from dynatree_lib import Autoregressive, DynaTree, FixedTree, Linear, compare_wi
 from dynatree_lib.core.tree import TokenTree
 
 METHODS = [Autoregressive(), Linear(k=4), Linear(), FixedTree(), FixedTree(depth=4, branch=2, threshold=0.01),
-           DynaTree(), DynaTree(tau_high=0.6, tau_low=0.3, threshold=0.01, max_nodes=24)]
+           DynaTree(), DynaTree(theta_high=0.6, theta_low=0.3, threshold=0.01, max_nodes=24)]
 
 
 @pytest.mark.parametrize("method", METHODS, ids=repr)

@@ -34,7 +34,7 @@ def test_tree_masks_positions_and_accepted_path():
 
 
 def test_dynatree_breadth_and_depth_gating():
-    method = DynaTree(base_depth=2, max_depth=4, tau_high=0.8, tau_low=0.3, rho_stop=0.1, rho_deep=0.5)
+    method = DynaTree(base_depth=2, max_depth=4, theta_high=0.8, theta_low=0.3, rho_stop=0.1, rho_deep=0.5)
     rule = growth_rule(method, HistoryController(method), depth_cap=100)
     widths = rule.breadth(torch.tensor([0.95, 0.8, 0.5, 0.3, 0.1]))
     assert widths.tolist() == [1, 1, 2, 2, 3]
@@ -50,16 +50,16 @@ def test_paper_controller_integrates_towards_its_set_point_and_pins_when_unreach
     good = HistoryController(method)
     for _ in range(20):
         good.update(accepted_depth=6, drafted_depth=6)
-    assert good.base_depth == 8 and good.tau_high < method.tau_high
+    assert good.base_depth == 8 and good.theta_high < method.theta_high
     bad = HistoryController(method)
     for _ in range(20):
         bad.update(accepted_depth=0, drafted_depth=6)
-    assert bad.base_depth == 1 and bad.tau_high == 0.99
+    assert bad.base_depth == 1 and bad.theta_high == 0.99
     # a constant acceptance below alpha* (the embedded pair's case) ends at the bounds
     stuck = HistoryController(DynaTree(controller="paper"))
     depths, taus = [], []
     for _ in range(40):
-        depths.append(stuck.base_depth), taus.append(stuck.tau_high)
+        depths.append(stuck.base_depth), taus.append(stuck.theta_high)
         stuck.update(accepted_depth=2, drafted_depth=5)
     assert bound_shares(depths, taus, stuck.config)["any"] > 0.75
     frozen = HistoryController(DynaTree(adapt=False))
@@ -83,13 +83,13 @@ def test_goodput_controller_settles_inside_its_bounds_at_a_constant_acceptance(a
     controller = HistoryController(method)
     depths, taus = [], []
     for _ in range(60):
-        depths.append(controller.base_depth), taus.append(controller.tau_high)
+        depths.append(controller.base_depth), taus.append(controller.theta_high)
         controller.update(accepted_depth=accepted, drafted_depth=5)
     # accepted of 5 levels: accepted + 1 attempted, so a -> accepted / (accepted + 1)
     assert controller.level_acceptance == pytest.approx(accepted / (accepted + 1), abs=0.01)
     expected = best_depth(accepted / (accepted + 1), method.draft_cost, method.max_depth)
     assert controller.base_depth == expected and 1 < expected < method.max_depth
-    assert set(taus) == {method.tau_high}  # breadth stays the reader's: tau_high never moves
+    assert set(taus) == {method.theta_high}  # breadth stays the reader's: theta_high never moves
     assert bound_shares(depths[20:], taus[20:], method)["any"] == 0.0
 
 
@@ -116,9 +116,9 @@ def test_goodput_controller_follows_the_text_and_its_extremes_are_right():
 
 
 def test_bound_shares_count_each_bound():
-    method = DynaTree(max_depth=6, tau_low=0.4)
+    method = DynaTree(max_depth=6, theta_low=0.4)
     shares = bound_shares([1.0, 3.0, 6.0, 3.0], [0.9, 0.41, 0.99, 0.7], method)
-    assert shares == {"depth_low": 0.25, "depth_high": 0.25, "tau_low": 0.25, "tau_high": 0.25,
+    assert shares == {"depth_low": 0.25, "depth_high": 0.25, "theta_low": 0.25, "theta_high": 0.25,
                       "any": 0.75}
     assert bound_shares([], [], method)["any"] == 0.0
 

@@ -22,8 +22,8 @@
     const s = data.settings[data.keys.map(value).join("|")];
     const iteration = Math.min(Number(value("iteration")), s.trees.length - 1);  // files may store fewer
     const t = s.trees[iteration];
-    stats.textContent = "over the run: tau " + s.tau.toFixed(2) + " tokens per target forward, speedup "
-      + s.speedup.toFixed(2) + "x \u00b1 " + s.speedup_std.toFixed(2) + ", acceptance "
+    stats.textContent = "over the run: τ = " + s.tau.toFixed(2) + " tokens per target forward, speedup "
+      + s.speedup.toFixed(2) + "x \u00b1 " + s.speedup_std.toFixed(2) + ", acceptance α = "
       + s.acceptance.toFixed(2) + ", " + s.nodes.toFixed(1) + " draft nodes per tree. This tree: "
       + t.nodes + " draft nodes, " + t.accepted_n + " accepted, " + t.committed + " tokens committed.";
     const nodes = {

@@ -26,9 +26,9 @@ RANGES = {"k": (1, 16), "depth": (1, 16), "base_depth": (1, 16), "max_depth": (1
           "min_branch": (1, 6), "mid_branch": (1, 6), "max_branch": (1, 6), "max_nodes": (1, 256),
           "history_window": (1, 50), "lookup": (0, 32), "lookup_ngram": (1, 6)}
 SYMBOLS = {"base_depth": "D_0", "max_depth": "D_max", "min_branch": "B_min", "mid_branch": "B_mid",
-           "max_branch": "B_max", "tau_high": "θ_high", "tau_low": "θ_low", "rho_stop": "ρ_stop",
+           "max_branch": "B_max", "theta_high": "θ_high", "theta_low": "θ_low", "rho_stop": "ρ_stop",
            "rho_deep": "ρ_deep", "threshold": "ε (prune)", "max_nodes": "N_max", "history_window": "W",
-           "target_acceptance": "α*", "draft_cost": "β", "depth_gain": "k_D", "tau_gain": "k_τ",
+           "target_acceptance": "α*", "draft_cost": "β", "depth_gain": "k_D", "theta_gain": "k_θ",
            "lookup": "lookup L", "lookup_ngram": "lookup n-gram", "measure_costs": "priced",
            "depth": "D", "branch": "B", "k": "k", "adapt": "adapt"}
 
@@ -49,7 +49,7 @@ def _control(name: str, default):
     if isinstance(default, int):
         low, high = RANGES.get(name, (0, 100))
         return w.IntSlider(default, low, high, description=label, style=style)
-    if name in ("depth_gain", "tau_gain"):
+    if name in ("depth_gain", "theta_gain"):
         return w.BoundedFloatText(default, min=0.0, max=10.0, step=0.05, description=label, style=style)
     return w.FloatSlider(default, min=0.01, max=0.99, step=0.01, description=label, style=style)
 

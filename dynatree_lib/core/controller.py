@@ -1,4 +1,4 @@
-"""History adaptation: a per-iteration controller of DynaTree's base depth D_0 (and tau_high).
+"""History adaptation: a per-iteration controller of DynaTree's base depth D_0 (and theta_high).
 
 Two controllers, chosen by ``DynaTree(controller=...)``, read what each iteration's
 verification showed.
@@ -37,7 +37,7 @@ The optimum moves with a (with beta = 0.18, for instance: D_0 = 1
 below a = 0.48, 2 up to 0.65, 3 up to 0.75, 4 up to 0.82, ...): easy stretches get
 deeper trees, hard ones shallower. The depth is chosen, not integrated, so nothing
 winds up against a bound: D_0 = 1 is where a poor draft's optimum lies, not where an
-unreachable set point pushed it. tau_high stays where the reader put it: breadth is
+unreachable set point pushed it. theta_high stays where the reader put it: breadth is
 the configured rule's (the paper's controller overrides it). Beyond D_0 the depth
 rule still lets a path grow while p(u) > rho_deep.
 
@@ -104,12 +104,12 @@ def _best(rate: float, level_cost: float, max_depth: int) -> tuple[int, float]:
 
 
 class HistoryController:
-    """Holds the adapted D_0 and tau_high of one generation (or of several, if reused)."""
+    """Holds the adapted D_0 and theta_high of one generation (or of several, if reused)."""
 
     def __init__(self, config: DynaTree) -> None:
         self.config = config
         self.base_depth = float(config.base_depth)
-        self.tau_high = float(config.tau_high)
+        self.theta_high = float(config.theta_high)
         self.history: deque[float] = deque(maxlen=config.history_window)    # paper: α_t
         self.levels = LevelCounts(config.history_window)   # goodput
         # priced goodput: measured costs, the trees' nodes per level, the pruning threshold
@@ -144,7 +144,7 @@ class HistoryController:
         return self.draft_cost + self.node_cost * self.width
 
     def update(self, accepted_depth: int, drafted_depth: int) -> None:
-        """Record one iteration and move D_0 (and, for "paper", tau_high); no-op when adaptation is off."""
+        """Record one iteration and move D_0 (and, for "paper", theta_high); no-op when adaptation is off."""
         c = self.config
         if not c.adapt or drafted_depth <= 0:
             return
@@ -153,7 +153,7 @@ class HistoryController:
             self.history.append(accepted / drafted_depth)
             error = sum(self.history) / len(self.history) - c.target_acceptance
             self.base_depth = min(max(self.base_depth + c.depth_gain * error, 1.0), float(c.max_depth))
-            self.tau_high = min(max(self.tau_high - c.tau_gain * error, c.tau_low + 0.01), 0.99)
+            self.theta_high = min(max(self.theta_high - c.theta_gain * error, c.theta_low + 0.01), 0.99)
             return
         self.levels.add(accepted, drafted_depth)
         depth, goodput = _best(self.level_acceptance, self.level_cost, c.max_depth)
@@ -169,17 +169,17 @@ class HistoryController:
         return int(round(self.base_depth))
 
 
-def bound_shares(base_depths: list[float], tau_highs: list[float], config: DynaTree) -> dict[str, float]:
+def bound_shares(base_depths: list[float], theta_highs: list[float], config: DynaTree) -> dict[str, float]:
     """Share of iterations whose tree was grown with a knob at a bound of its range.
 
-    ``base_depths``/``tau_highs`` are the per-iteration values (``GenerationStats``); the
-    bounds are D_0 in [1, D_max] and tau_high in [tau_l + 0.01, 0.99]; ``any``: at least one
+    ``base_depths``/``theta_highs`` are the per-iteration values (``GenerationStats``); the
+    bounds are D_0 in [1, D_max] and theta_high in [theta_low + 0.01, 0.99]; ``any``: at least one
     knob at a bound. A knob configured at a bound counts there too."""
-    low_tau = config.tau_low + 0.01
+    low_theta = config.theta_low + 0.01
     flags = {"depth_low": [d <= 1.0 for d in base_depths],
              "depth_high": [d >= config.max_depth for d in base_depths],
-             "tau_low": [t <= low_tau + 1e-9 for t in tau_highs],
-             "tau_high": [t >= 0.99 - 1e-9 for t in tau_highs]}
+             "theta_low": [t <= low_theta + 1e-9 for t in theta_highs],
+             "theta_high": [t >= 0.99 - 1e-9 for t in theta_highs]}
     flags["any"] = [any(row) for row in zip(*flags.values(), strict=True)]
     n = len(base_depths)
     return {name: sum(values) / n if n else 0.0 for name, values in flags.items()}

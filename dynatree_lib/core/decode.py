@@ -279,7 +279,7 @@ def _speculate(state: DecodeState, spec: Speculator) -> None:
         _iteration(state, spec)
     if spec.controller is not None:
         stats = state.stats
-        stats.controller_bounds = bound_shares(stats.base_depth, stats.tau_high, spec.method)
+        stats.controller_bounds = bound_shares(stats.base_depth, stats.theta_high, spec.method)
         if spec.controller.meter is not None:
             stats.measured_costs = {"draft_cost": spec.controller.draft_cost,
                                     "node_cost": spec.controller.node_cost,
@@ -344,7 +344,7 @@ def _record(state: DecodeState, spec: Speculator, drafted: DraftedTree, outcome:
     stats.lookup_nodes.append(drafted.tree.size - drafted.nodes)
     if spec.controller is not None:
         stats.base_depth.append(spec.controller.base_depth)
-        stats.tau_high.append(spec.controller.tau_high)
+        stats.theta_high.append(spec.controller.theta_high)
         stats.threshold.append(spec.controller.threshold)
         stats.level_cost.append(spec.controller.level_cost)
         spec.controller.observe_costs(drafted.tree.size, state.clock.last("verify"), drafted.forwards,

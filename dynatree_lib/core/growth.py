@@ -143,14 +143,14 @@ def dynatree_rule(method: DynaTree, controller: HistoryController, depth_cap: in
     """Breadth from the draft's confidence, depth from p(u) and the controller's D_0."""
     max_depth = min(method.max_depth, depth_cap)
     base_depth = min(controller.depth, max_depth)
-    tau_high, tau_low = controller.tau_high, method.tau_low
+    theta_high, theta_low = controller.theta_high, method.theta_low
     threshold = controller.threshold   # epsilon, or what a verified position costs if priced
     log_stop, log_deep = math.log(method.rho_stop), math.log(method.rho_deep)
 
     def breadth(confidence: Tensor) -> Tensor:   # torch.where: a masked assignment would read
         width = torch.full_like(confidence, method.mid_branch, dtype=torch.long)
-        width = torch.where(confidence >= tau_high, method.min_branch, width)
-        return torch.where(confidence < tau_low, method.max_branch, width)
+        width = torch.where(confidence >= theta_high, method.min_branch, width)
+        return torch.where(confidence < theta_low, method.max_branch, width)
 
     def expands(depth: int, logp: Tensor) -> Tensor:
         if depth >= max_depth:

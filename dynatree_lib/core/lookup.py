@@ -3,7 +3,7 @@
 Text often repeats itself (names, phrases, the prompt's own words), and a small draft
 model is bad at copying. Prompt-lookup decoding exploits this without any model: find
 the latest earlier occurrence of the last n committed tokens and propose what followed
-it. ``DynaTree(lookup=L)`` adds that continuation, up to L tokens, as one extra chain
+it. ``DynaTree(lookup=m)`` adds that continuation, up to m tokens, as one extra chain
 under the root, merged with the draft's nodes where they carry the same tokens, so a
 single target forward verifies both sources; how much of it enters is decided by its
 calibrated confidence (``sources.py``). This is an extension of this library, not part of

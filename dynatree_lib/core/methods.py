@@ -6,6 +6,8 @@ values raise ``ValueError`` when the config is built, before any model runs.
 
 from __future__ import annotations
 
+import functools
+import warnings
 from dataclasses import dataclass
 
 
@@ -81,7 +83,7 @@ class DynaTree:
     For a node u with depth d(u), cumulative draft path probability p(u) and draft
     confidence c(u) = max_x q_D(x | u):
 
-    * breadth: B(u) = B_min if c(u) >= tau_high, B_max if c(u) < tau_low, else B_mid;
+    * breadth: B(u) = B_min if c(u) >= theta_high, B_max if c(u) < theta_low, else B_mid;
     * depth gating: u is expanded only if d(u) < D_max and p(u) >= rho_stop and
       (d(u) < D_0 or p(u) > rho_deep);
     * pruning: a child v with p(v) < epsilon is dropped; at most N_max draft nodes;
@@ -89,8 +91,8 @@ class DynaTree:
       on what verification showed. ``controller="goodput"`` (default) estimates the
       target's per-level acceptance a and sets D_0 to the depth that maximises expected
       committed tokens per unit of cost, (1 + a + ... + a^D) / (1 + draft_cost * D);
-      tau_high stays as configured. ``"paper"`` is the published rule, an integrating
-      step of D_0 and tau_high towards the fixed set point alpha*, which sits at its
+      theta_high stays as configured. ``"paper"`` is the published rule, an integrating
+      step of D_0 and theta_high towards the fixed set point alpha*, which sits at its
       bounds on a pair that never reaches alpha*
       (see :class:`dynatree_lib.core.controller.HistoryController`).
 
@@ -107,8 +109,9 @@ class DynaTree:
         min_branch: B_min, children of a confident node.
         mid_branch: B_mid, children of a node of medium confidence.
         max_branch: B_max, children of an unconfident node.
-        tau_high: tau_h, confidence at or above which B_min applies.
-        tau_low: tau_l, confidence below which B_max applies.
+        theta_high: θ_high, confidence at or above which B_min applies (formerly
+            ``tau_high``, still accepted with a DeprecationWarning; τ is tokens per forward).
+        theta_low: θ_low, confidence below which B_max applies (formerly ``tau_low``).
         rho_stop: rho_stop, nodes with p(u) < rho_stop are never expanded.
         rho_deep: rho_deep, beyond D_0 a node expands only if p(u) > rho_deep (1: never).
         threshold: epsilon, probability pruning threshold on p(u); 0 switches pruning off
@@ -122,9 +125,10 @@ class DynaTree:
             the drafter, dtype and device: chapter 5 measures it).
         target_acceptance: alpha*, the paper controller's set point (unused by "goodput").
         depth_gain: k_D, the paper controller's change of D_0 per unit of error.
-        tau_gain: k_tau, the same for tau_high (with the opposite sign; paper only).
-        lookup: L, extension (not in the paper): context lookup as a second source of
-            candidates, up to L tokens copied from earlier context (prompt lookup) per tree,
+        theta_gain: k_θ, the same for theta_high (with the opposite sign; paper only;
+            formerly ``tau_gain``).
+        lookup: m, extension (not in the paper): context lookup as a second source of
+            candidates, up to m tokens copied from earlier context (prompt lookup) per tree,
             each entering with a confidence calibrated on this generation's acceptance of
             earlier lookups and judged by the same pruning rule, within the same N_max
             budget (the draft's nodes first) (:mod:`dynatree_lib.core.sources`); 0 = off.
@@ -141,8 +145,8 @@ class DynaTree:
     min_branch: int = 1
     mid_branch: int = 2
     max_branch: int = 3
-    tau_high: float = 0.9
-    tau_low: float = 0.4
+    theta_high: float = 0.9
+    theta_low: float = 0.4
     rho_stop: float = 0.1
     rho_deep: float = 0.5
     threshold: float = 0.05
@@ -153,7 +157,7 @@ class DynaTree:
     draft_cost: float = 0.18
     target_acceptance: float = 0.7
     depth_gain: float = 2.0
-    tau_gain: float = 0.1
+    theta_gain: float = 0.1
     lookup: int = 0
     lookup_ngram: int = 3
     measure_costs: bool = False
@@ -162,7 +166,7 @@ class DynaTree:
         for name in ("base_depth", "max_depth", "min_branch", "mid_branch", "max_branch",
                      "max_nodes", "history_window"):
             _check_int(name, getattr(self, name), 1)
-        for name in ("tau_high", "tau_low", "rho_stop", "target_acceptance"):
+        for name in ("theta_high", "theta_low", "rho_stop", "target_acceptance"):
             _check_unit(name, getattr(self, name))
         _check_unit("rho_deep", self.rho_deep, closed_high=True)   # 1: never beyond D_0
         _check_unit("threshold", self.threshold, closed_low=True)  # 0: no pruning
@@ -172,11 +176,11 @@ class DynaTree:
             raise ValueError(
                 "branches must satisfy min_branch <= mid_branch <= max_branch, got "
                 f"{self.min_branch}, {self.mid_branch}, {self.max_branch}")
-        if self.tau_low >= self.tau_high:
-            raise ValueError(f"tau_low ({self.tau_low}) must be < tau_high ({self.tau_high})")
+        if self.theta_low >= self.theta_high:
+            raise ValueError(f"theta_low ({self.theta_low}) must be < theta_high ({self.theta_high})")
         if self.rho_stop > self.rho_deep:
             raise ValueError(f"rho_stop ({self.rho_stop}) must be <= rho_deep ({self.rho_deep})")
-        for name in ("depth_gain", "tau_gain", "draft_cost"):
+        for name in ("depth_gain", "theta_gain", "draft_cost"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}")
@@ -189,12 +193,44 @@ class DynaTree:
             raise ValueError(f"controller must be one of {CONTROLLERS}, got {self.controller!r}")
 
 
+# Old keyword names of DynaTree: τ means tokens per target forward everywhere else, so the
+# confidence thresholds became θ (theta_*). The old names still work, with a warning.
+RENAMED = {"tau_high": "theta_high", "tau_low": "theta_low", "tau_gain": "theta_gain"}
+
+
+def _accept_renamed(cls):
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        for old, new in RENAMED.items():
+            if old in kwargs:   # the old name wins (dataclasses.replace passes both)
+                warnings.warn(f"DynaTree({old}=...) is deprecated: use {new}=...",
+                              DeprecationWarning, stacklevel=2)
+                kwargs[new] = kwargs.pop(old)
+        init(self, *args, **kwargs)
+
+    def alias(old: str, new: str) -> property:
+        def get(self):
+            warnings.warn(f"DynaTree.{old} is deprecated: use .{new}", DeprecationWarning,
+                          stacklevel=2)
+            return getattr(self, new)
+        return property(get)
+
+    cls.__init__ = __init__
+    for old, new in RENAMED.items():
+        setattr(cls, old, alias(old, new))
+    return cls
+
+
+DynaTree = _accept_renamed(DynaTree)
+
 Method = Autoregressive | Linear | FixedTree | DynaTree
 
 
 def default_method() -> DynaTree:
     """What ``generate`` decodes with when no method is given: DynaTree with context lookup as a
-    second source of candidates (L = 10) and a controller priced from the run's own timings,
+    second source of candidates (m = 10) and a controller priced from the run's own timings,
     faster than the paper's ``DynaTree()`` on the embedded pair's chat and raw text
     (results/README.md, "one tree, two sources")."""
     return DynaTree(lookup=10, measure_costs=True)

@@ -6,6 +6,7 @@ target forward, acceptance counts the draft's own tokens, throughput includes th
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 
@@ -24,8 +25,8 @@ class GenerationStats:
       counts in both);
     * ``drafted_depth``: depth of the draft's own tree (grafted lookup nodes excluded);
     * ``tree_sizes``: draft nodes per tree (root and lookup nodes excluded);
-    * ``lookup_nodes``: nodes ``DynaTree(lookup=L)`` added beyond the draft's (0 otherwise);
-    * ``base_depth``, ``tau_high``: DynaTree's D_0 and tau_high each tree was grown with;
+    * ``lookup_nodes``: nodes ``DynaTree(lookup=m)`` added beyond the draft's (0 otherwise);
+    * ``base_depth``, ``theta_high``: DynaTree's D_0 and θ_high each tree was grown with;
       ``controller_bounds``: the share of iterations with either at a bound of its range
       (:func:`dynatree_lib.core.controller.bound_shares`);
     * ``threshold``, ``level_cost``: DynaTree's pruning threshold and one level's cost in
@@ -49,7 +50,7 @@ class GenerationStats:
     tree_sizes: list[int] = field(default_factory=list)
     lookup_nodes: list[int] = field(default_factory=list)
     base_depth: list[float] = field(default_factory=list)
-    tau_high: list[float] = field(default_factory=list)
+    theta_high: list[float] = field(default_factory=list)
     controller_bounds: dict[str, float] | None = None
     threshold: list[float] = field(default_factory=list)
     level_cost: list[float] = field(default_factory=list)
@@ -64,6 +65,13 @@ class GenerationStats:
     @property
     def iterations(self) -> int:
         return len(self.committed)
+
+    @property
+    def tau_high(self) -> list[float]:
+        """Deprecated name of ``theta_high`` (τ is tokens per target forward)."""
+        warnings.warn("GenerationStats.tau_high is deprecated: use .theta_high", DeprecationWarning,
+                      stacklevel=2)
+        return self.theta_high
 
     @property
     def tau(self) -> float:

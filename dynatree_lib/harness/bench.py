@@ -128,7 +128,8 @@ def pair_description(pair) -> dict:
     return {"name": pair.name, "target": drafter_name(pair.target), "draft": drafter_name(pair.draft),
             "head": None if head is None else head.name, "default_drafter": pair.default_drafter,
             "drafters": {name: drafter_name(d) for name, d in pair.drafters.items()},
-            "packed_weights": bool(pair.packed)}
+            "packed_weights": bool(pair.packed),
+            **({"dtype_choice": pair.dtype_choice} if getattr(pair, "dtype_choice", None) else {})}
 
 
 def aggregate(records: list[dict], labels: list[str]) -> dict:
@@ -235,7 +236,7 @@ VARIANTS.update({name: ("dynatree", {**DEFAULT, **change}) for name, change in L
 
 def parse_methods(names: str) -> list[MethodSpec]:
     """``"ar,hf,linear,dynatree"`` -> specs with each method's default configuration;
-    ``dynatree+lookup``: DynaTree with the context-lookup extension (L = 10); ``default``: the
+    ``dynatree+lookup``: DynaTree with the context-lookup extension (m = 10); ``default``: the
     library's default, ``default-<rule>`` it with one rule or source removed (``LEAVE_ONE_OUT``);
     ``kind:key=value:...``
     sets fields, e.g. ``fixed:depth=3:branch=2:threshold=0.05`` (labelled as in the sweep); a
@@ -289,7 +290,8 @@ def sensitivity_specs() -> list[MethodSpec]:
     """DynaTree around its defaults: confidence thresholds, branch bounds, depth ranges."""
     specs = [spec("dynatree", "dynatree default")]
     for high, low in ((0.95, 0.5), (0.8, 0.3), (0.7, 0.2), (0.6, 0.1)):
-        specs.append(spec("dynatree", f"θ_high={high:g} θ_low={low:g}", tau_high=high, tau_low=low))
+        specs.append(spec("dynatree", f"θ_high={high:g} θ_low={low:g}", theta_high=high,
+                          theta_low=low))
     for lo, mid, hi in ((1, 1, 2), (1, 2, 4), (2, 3, 4)):
         specs.append(spec("dynatree", f"B_min/mid/max={lo}/{mid}/{hi}", min_branch=lo, mid_branch=mid,
                           max_branch=hi))

@@ -8,6 +8,8 @@ Presets:
   causal-LM draft. ``dtype=torch.bfloat16`` is faster on CPUs with bfloat16 matrix units
   (chapter 5), but its greedy text is the bfloat16 model's, and speculation matches it up to
   near-ties (``exactness``); float32 stays the default because there every output is identical.
+  ``dtype="auto"`` measures instead (``dtype_choice.py``): bfloat16 only on a CPU with native
+  bfloat16 where it times faster, float32 elsewhere; ``pair.dtype_choice`` says why.
 * ``"pythia"``: EleutherAI/pythia-2.8b + EleutherAI/pythia-70m from the Hugging Face Hub,
   float16; the paper's pair and the default on CUDA.
 * ``(target_id_or_path, draft_id_or_path)``: any other pair with the same tokenizer.
@@ -58,6 +60,7 @@ class ModelPair:
     drafters: dict[str, object] = field(default_factory=dict)
     default_drafter: str = "model"
     shards: int = 1       # processes the target is sharded over (torchrun; models/sharding.py)
+    dtype_choice: str | None = None  # why dtype="auto" chose the dtype (models/dtype_choice.py)
 
     def __post_init__(self) -> None:
         self.drafters = {"model": self.draft, **self.drafters}
@@ -87,7 +90,8 @@ class ModelPair:
                 f"{', packed weights' if self.packed else ''}"
                 f"{f', target sharded over {self.shards} processes' if self.shards > 1 else ''}); "
                 f"draft {drafter_name(self.draft)}{others}; "
-                f"our methods draft with {DRAFTER_TITLES.get(self.default_drafter, self.default_drafter)}")
+                f"our methods draft with {DRAFTER_TITLES.get(self.default_drafter, self.default_drafter)}"
+                f"{f'; dtype auto: {self.dtype_choice}' if self.dtype_choice else ''}")
 
 
 DRAFTER_TITLES = {"model": "the draft model", "head": "the feature head"}
@@ -113,7 +117,7 @@ def default_device() -> torch.device:
 
 
 def load_pair(name: str | tuple[str, str] | None = None, *, device: str | torch.device | None = None,
-              dtype: torch.dtype | None = None, pack_weights: bool = True,
+              dtype: torch.dtype | str | None = None, pack_weights: bool = True,
               drafter: str | None = None, shard: bool | None = None) -> ModelPair:
     """Load a (target, draft) pair; see the module docstring for names and defaults.
 
@@ -124,14 +128,20 @@ def load_pair(name: str | tuple[str, str] | None = None, *, device: str | torch.
     a ``torchrun`` launch, the draft whole on every process (``models/sharding.py``); None (the
     default) shards when run under torchrun with more than one process. The embedded target
     (9 attention heads, an embedding the draft shares) is never sharded.
+    ``dtype="auto"``: the embedded pair on a CPU in bfloat16 where the CPU has native bfloat16
+    and it measures faster there, else float32 (``dtype_choice.py``; a few seconds of timing
+    on such a CPU); other pairs and devices get their default dtype.
     """
     if drafter not in (None, "model", "head"):
         raise ValueError(f"drafter must be 'model' or 'head', got {drafter!r}")
     from transformers.utils import logging as hf_logging
 
+    choice = None
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # loading bars would fill notebooks and logs
     try:
+        if isinstance(dtype, str):
+            dtype, choice = _auto_dtype(dtype, name, device, pack_weights)
         pair = _load(name, device, dtype, shard)
     finally:
         if bars:
@@ -147,7 +157,36 @@ def load_pair(name: str | tuple[str, str] | None = None, *, device: str | torch.
         raise ValueError(f"the {pair.name} pair has no feature head (only the embedded pair has one)")
     pair.check_drafter(wanted)
     pair.default_drafter = wanted
+    pair.dtype_choice = choice
     return pair
+
+
+def _auto_dtype(dtype: str, name, device, pack_weights: bool) -> tuple[torch.dtype, str]:
+    """``load_pair(dtype="auto")``'s choice and why (``dtype_choice.py``)."""
+    if dtype != "auto":
+        raise ValueError(f"dtype must be a torch.dtype or 'auto', got {dtype!r}")
+    from . import dtype_choice
+
+    device = torch.device(device) if device is not None else default_device()
+    resolved = name or os.environ.get("DYNATREE_PAIR") or ("pythia" if device.type == "cuda" else "embedded")
+    if resolved != "embedded" or device.type != "cpu":
+        chosen = default_dtype(str(resolved), device)
+        return chosen, (f"{str(chosen).removeprefix('torch.')}: 'auto' measures only the embedded "
+                        f"pair on a CPU")
+    if not dtype_choice.native_bfloat16():
+        return dtype_choice.choose_dtype(False)
+    from .embedded import cache_dir, load_embedded_target
+    from .packing import pack_linear_weights
+
+    def decide():
+        float32, _ = load_embedded_target(device, torch.float32)
+        if pack_weights:
+            pack_linear_weights(float32)  # as load_pair runs float32; bfloat16 runs unpacked
+        bfloat16, _ = load_embedded_target(device, torch.bfloat16)
+        return dtype_choice.choose_dtype(True, dtype_choice.measure(float32, bfloat16))
+
+    key = f"{dtype_choice.machine_key()}-{'packed' if pack_weights else 'default'}"
+    return dtype_choice.remembered(cache_dir() / "dtype-auto.json", key, decide)
 
 
 def _load(name, device, dtype, shard: bool | None = None) -> ModelPair:

@@ -224,20 +224,25 @@ def export_web(out: Path, cache: Path | None = None) -> dict:
             "opset": OPSET, "exporter": f"torch.onnx.export (dynamo), torch {torch.__version__}",
             "eos_token_id": int(target.generation_config.eos_token_id),
             "chat": {"im_start": 1, "im_end": 2, "system": system},
-            "defaults": {entry.name: vars(entry.config()).copy() for entry in METHODS.values()
-                         if entry.drafts},   # the core's table: the page's methods and their defaults
             "runtime": f"onnxruntime-web {ORT_VERSION} (wasm)"}
         (tmp / "manifest.json").write_text(json.dumps(manifest))
         shutil.rmtree(built, ignore_errors=True)
         tmp.rename(built)
     out.mkdir(parents=True, exist_ok=True)
     for item in built.iterdir():
-        shutil.copy(item, out / item.name)
+        if item.name != "manifest.json":
+            shutil.copy(item, out / item.name)
     for item in WEB_SOURCES.iterdir():
         if item.suffix in (".html", ".js", ".css"):
             shutil.copy(item, out / item.name)
     fetch_runtime(out, cache)
-    return json.loads((out / "manifest.json").read_text())
+    # The methods' defaults come from the core's table at every call, not from the cache, whose
+    # key covers the graphs only: a renamed or retuned knob reaches the page at once.
+    manifest = json.loads((built / "manifest.json").read_text())
+    manifest["defaults"] = {entry.name: vars(entry.config()).copy() for entry in METHODS.values()
+                            if entry.drafts}   # the page's methods and their defaults
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return manifest
 
 
 def fetch_runtime(out: Path, cache: Path) -> None:

@@ -225,7 +225,7 @@ function roundHalfEven(x) {
 
 class Controller {
   constructor(c) {
-    this.c = c; this.baseDepth = c.base_depth; this.tauHigh = c.tau_high;
+    this.c = c; this.baseDepth = c.base_depth; this.thetaHigh = c.theta_high;
     this.history = []; this.passed = 0.5; this.attempted = 1.0;
   }
 
@@ -241,7 +241,7 @@ class Controller {
       if (this.history.length > c.history_window) this.history.shift();
       const error = this.history.reduce((a, b) => a + b, 0) / this.history.length - c.target_acceptance;
       this.baseDepth = Math.min(Math.max(this.baseDepth + c.depth_gain * error, 1), c.max_depth);
-      this.tauHigh = Math.min(Math.max(this.tauHigh - c.tau_gain * error, c.tau_low + 0.01), 0.99);
+      this.thetaHigh = Math.min(Math.max(this.thetaHigh - c.theta_gain * error, c.theta_low + 0.01), 0.99);
       return;
     }
     const keep = 1 - 1 / c.history_window;
@@ -264,10 +264,10 @@ function growthRule(method, c, controller, depthCap) {
   }
   const maxDepth = Math.min(c.max_depth, depthCap);
   const baseDepth = Math.min(controller.depth, maxDepth);
-  const tauHigh = controller.tauHigh, logStop = Math.log(c.rho_stop), logDeep = Math.log(c.rho_deep);
+  const thetaHigh = controller.thetaHigh, logStop = Math.log(c.rho_stop), logDeep = Math.log(c.rho_deep);
   return {
     maxDepth, maxNodes: c.max_nodes, maxBranch: c.max_branch, threshold: c.threshold,
-    breadth: (conf) => (conf >= tauHigh ? c.min_branch : conf < c.tau_low ? c.max_branch : c.mid_branch),
+    breadth: (conf) => (conf >= thetaHigh ? c.min_branch : conf < c.theta_low ? c.max_branch : c.mid_branch),
     expands: (depth, logp) => depth < maxDepth && logp >= logStop && (depth < baseDepth || logp > logDeep),
   };
 }

@@ -49,11 +49,11 @@ function validate(c) {
   for (const name of ints) {
     if (name in c && !(Number.isInteger(c[name]) && c[name] >= 1)) throw new Error(`${name} must be an integer >= 1, got ${c[name]}`);
   }
-  for (const name of ['threshold', 'tau_high', 'tau_low', 'rho_stop', 'rho_deep']) {
+  for (const name of ['threshold', 'theta_high', 'theta_low', 'rho_stop', 'rho_deep']) {
     if (name in c && !(c[name] > 0 && c[name] < 1)) throw new Error(`${name} must lie in (0, 1), got ${c[name]}`);
   }
   if ('max_nodes' in c && c.max_nodes > 256) throw new Error(`max_nodes must be <= 256 here, got ${c.max_nodes}`);
-  if ('tau_low' in c && c.tau_low >= c.tau_high) throw new Error(`tau_low (${c.tau_low}) must be < tau_high (${c.tau_high})`);
+  if ('theta_low' in c && c.theta_low >= c.theta_high) throw new Error(`theta_low (${c.theta_low}) must be < theta_high (${c.theta_high})`);
   if ('rho_stop' in c && c.rho_stop > c.rho_deep) throw new Error(`rho_stop (${c.rho_stop}) must be <= rho_deep (${c.rho_deep})`);
   if ('base_depth' in c && c.base_depth > c.max_depth) throw new Error(`base_depth (${c.base_depth}) must be <= max_depth (${c.max_depth})`);
   if ('min_branch' in c && !(c.min_branch <= c.mid_branch && c.mid_branch <= c.max_branch)) {
