@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates every committed CPU result of the embedded pair (results/README.md lists them): about
-# 2.7 hours on a 2-core CPU in sequence, 1 h 50 min as its two halves side by side. The draft's and
+# 4 hours on a 2-core CPU in sequence (the leave-one-out runs and the reruns at the end about 40 min
+# of it), less as its two halves side by side. The draft's and
 # the head's training curves come from their training commands, not from here. Each line can also
 # be run on its own.
 #   bash scripts/cpu_results.sh            # everything
@@ -37,10 +38,12 @@ python -m dynatree_lib bench $P --dataset wikitext2 --num-prompts 10 --warmup 2 
 # The ablation ladder, the fixed-tree sweep and Linear(k) on the same ten prompts in one run.
 python -m dynatree_lib ablation $P --dataset wikitext2 --num-prompts 10 --warmup 1 --max-new-tokens 128 \
     --depths 3,5,8 --branches 1,2,3 --thresholds 0.05,0.2 --ks 2,4,8
-python -m dynatree_lib sweep dynatree $P --dataset wikitext2 --num-prompts 5 --warmup 1 --max-new-tokens 128
-python -m dynatree_lib scaling length $P --dataset wikitext2 --grid 32,64,128,256 --num-prompts 3 --warmup 1
-python -m dynatree_lib scaling prompt $P --dataset wikitext2 --grid 64,128,256,512 --num-prompts 3 --warmup 1 \
-    --max-new-tokens 128
+python -m dynatree_lib sweep dynatree $P --dataset wikitext2 --num-prompts 10 --warmup 1 --max-new-tokens 128
+S="ar,prompt-lookup,dynatree,default"
+python -m dynatree_lib scaling length $P --dataset wikitext2 --grid 32,64,128,256 --num-prompts 10 --warmup 1 \
+    --methods "$S"
+python -m dynatree_lib scaling prompt $P --dataset wikitext2 --grid 32,64,128,256 --num-prompts 10 --warmup 1 \
+    --max-new-tokens 64 --methods "$S"
 python -m dynatree_lib explore $P --dataset wikitext2 --num-prompts 3 --warmup 1 --max-new-tokens 64
 # The default method (DynaTree + lookup, priced) against AR, prompt lookup and the paper's DynaTree,
 # greedy on Spec-Bench and WikiText-2 and sampling on Spec-Bench (results/multisource_*.json).
@@ -52,3 +55,18 @@ python -m dynatree_lib bench $P --dataset wikitext2 --num-prompts 6 --warmup 1 -
 python -m dynatree_lib bench $P --dataset spec_bench --per-group 2 --warmup 1 --max-new-tokens 96 --temperature 0.7 \
     --methods ar,dynatree@head,default@head \
     --output results/multisource_sampling_spec_bench_embedded_cpu_temperature0.7.json
+# Leave-one-out: the default with each rule or source removed, with both drafters (chapter 6),
+# then the multisource commands once more (``_rerun``: the run-to-run drift chapters 0 and 5 state).
+L=""
+for d in head model; do
+  for v in default default-breadth default-depth default-pruning default-history default-pricing \
+      default-lookup dynatree; do L="$L,$v@$d"; done
+done
+python -m dynatree_lib bench $P --dataset spec_bench --per-group 2 --warmup 1 --max-new-tokens 96 \
+    --methods "ar,prompt-lookup$L" --output results/leave_one_out_spec_bench_embedded_cpu.json
+python -m dynatree_lib bench $P --dataset spec_bench --per-group 2 --warmup 1 --max-new-tokens 96 --methods "$M" \
+    --output results/multisource_spec_bench_embedded_cpu_rerun.json
+python -m dynatree_lib bench $P --dataset wikitext2 --num-prompts 10 --warmup 1 --max-new-tokens 96 \
+    --methods "ar,prompt-lookup$L" --output results/leave_one_out_wikitext2_embedded_cpu.json
+python -m dynatree_lib bench $P --dataset wikitext2 --num-prompts 6 --warmup 1 --max-new-tokens 96 --methods "$M" \
+    --output results/multisource_wikitext2_embedded_cpu_rerun.json

@@ -1,4 +1,4 @@
-"""Chapter 4's live page measured in headless Chromium: tokens/s of every method in the page.
+"""Chapter 4b's live page measured in headless Chromium: tokens/s of every method in the page.
 
     python scripts/live_bench.py                  # exports the page (cached), ~6 min
     python scripts/live_bench.py --live-dir site/_build/html/live

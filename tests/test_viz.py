@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from tiny_models import prompt
 
-from dynatree_lib import FixedTree, generate
+from dynatree_lib import DynaTree, FixedTree, generate
 from dynatree_lib.harness.bench import read_results
 from dynatree_lib.harness.costs import predicted_vs_measured, read_costs
 
@@ -89,8 +89,8 @@ def test_control_panel_runs_the_decoder(pair):
     panel.knobs["dynatree"]["lookup"].value = 4
     panel.knobs["dynatree"]["adapt"].value = False
     assert panel.run()["identical_to_ar"]
-    panel.knobs["dynatree"]["tau_high"].value, panel.knobs["dynatree"]["tau_low"].value = 0.3, 0.9
-    assert "tau_low" in panel.run()["error"]  # said, not silently clipped
+    panel.knobs["dynatree"]["theta_high"].value, panel.knobs["dynatree"]["theta_low"].value = 0.3, 0.9
+    assert "theta_low" in panel.run()["error"]  # said, not silently clipped
     hints = [c.value for c in panel.widget.children if type(c).__name__ == "HTML"]
     assert any("live kernel" in h and "static site" in h for h in hints)  # Run does nothing there
 
@@ -111,9 +111,9 @@ def _explorer_doc(trees) -> dict:
     import itertools
 
     methods, aggregates, stored = [], {}, {}
-    for depth, branch, tau_high, eps in itertools.product((3, 8), (1, 3), (0.5, 0.9), (0.02, 0.1)):
-        config = {"max_depth": depth, "max_branch": branch, "tau_high": tau_high, "threshold": eps}
-        label = f"D{depth} B{branch} t{tau_high} e{eps}"
+    for depth, branch, theta_high, eps in itertools.product((3, 8), (1, 3), (0.5, 0.9), (0.02, 0.1)):
+        config = {"max_depth": depth, "max_branch": branch, "theta_high": theta_high, "threshold": eps}
+        label = f"D{depth} B{branch} t{theta_high} e{eps}"
         methods.append({"label": label, "kind": "dynatree", "config": config})
         aggregates[label] = {k: {"mean": 1.5, "std": 0.1} for k in
                              ("tau", "speedup", "acceptance_rate", "mean_tree_size")}
@@ -139,11 +139,11 @@ def test_explorer_opens_on_the_default_setting_at_a_tree_that_accepts():
     # the first tree is empty, the second accepts one token, the third accepts two
     html = viz.explorer_html(_explorer_doc(lambda _: [_tree(0, 0), _tree(3, 1), _tree(3, 2), _tree(4, 4)]))
     data, chosen = _opening(html)
-    assert set(chosen) == {"max_depth", "max_branch", "tau_high", "threshold", "iteration"}
+    assert set(chosen) == {"max_depth", "max_branch", "theta_high", "threshold", "iteration"}
     assert len(data["settings"]["8|3|0.9|0.02"]["trees"]) == 4
     assert re.search(r'<select data-key="iteration">(.*?)</select>', html).group(1).count("<option") == 4
     # DynaTree's D_max, B_max, θ_high; its ε = 0.05 is not in the grid: the grid's first
-    assert chosen == {"max_depth": "8", "max_branch": "3", "tau_high": "0.9", "threshold": "0.02",
+    assert chosen == {"max_depth": "8", "max_branch": "3", "theta_high": "0.9", "threshold": "0.02",
                       "iteration": "2"}
     tree = data["settings"]["8|3|0.9|0.02"]["trees"][int(chosen["iteration"])]
     assert tree["nodes"] >= 2 and tree["accepted_n"] >= 2
@@ -158,21 +158,24 @@ def test_explorer_falls_back_when_the_default_setting_never_accepts():
     html = viz.explorer_html(_explorer_doc(
         lambda config: [_tree(0, 0), _tree(2, 2 if config["max_depth"] == 3 else 0)]))
     _, chosen = _opening(html)
-    assert chosen == {"max_depth": "3", "max_branch": "1", "tau_high": "0.5", "threshold": "0.02",
+    assert chosen == {"max_depth": "3", "max_branch": "1", "theta_high": "0.5", "threshold": "0.02",
                       "iteration": "1"}
     # no tree accepts two tokens anywhere: the default setting's first tree, no error
     _, chosen = _opening(viz.explorer_html(_explorer_doc(lambda _: [_tree(1, 0)])))
-    assert chosen == {"max_depth": "8", "max_branch": "3", "tau_high": "0.9", "threshold": "0.02",
+    assert chosen == {"max_depth": "8", "max_branch": "3", "theta_high": "0.9", "threshold": "0.02",
                       "iteration": "0"}
 
 
 def test_explorer_reads_the_committed_file():
     doc = read_results(RESULTS / "explorer_wikitext2_embedded_cpu.json")  # may hold only 3 iterations
     data, chosen = _opening(viz.explorer_html(doc))
-    key = "|".join(chosen[k] for k in ("max_depth", "max_branch", "tau_high", "threshold"))
+    key = "|".join(chosen[k] for k in ("max_depth", "max_branch", "theta_high", "threshold"))
     tree = data["settings"][key]["trees"][int(chosen["iteration"])]
     assert tree["nodes"] >= 2 and tree["accepted_n"] >= 1
-    assert key == "8|3|0.9|0.02"  # DynaTree's defaults: a tree of theirs accepts on this prompt
+    # DynaTree's defaults, or the grid's values nearest to them: a tree of theirs accepts here
+    default, grid = DynaTree(), doc["grid"]
+    assert key == "|".join(f"{min(grid[k], key=lambda v, k=k: abs(v - getattr(default, k))):g}"
+                           for k in ("max_depth", "max_branch", "theta_high", "threshold"))
 
 
 # ---- results chapters: the figures read the committed results/*.json --------------------------
@@ -300,3 +303,47 @@ def test_adaptation_figure_splits_every_committed_token_by_source(pair):
     assert [t.name for t in fig.data[:len(SOURCES)]] == [name for name, _ in SOURCES]
     lines = {t.name for t in fig.data[len(SOURCES):]}
     assert lines == {"draft nodes", "looked-up nodes", "draft depth", "D_0"}
+
+
+def test_leave_one_out_figure_marks_what_pays_and_what_is_noise():
+    from dynatree_lib.book.viz import leave_one_out_figure
+
+    def records(method, values):
+        return [{"prompt_index": i, "method": method, "speedup": v} for i, v in enumerate(values)]
+
+    doc = {"records": [*records("default@head", [2.0, 2.1, 1.9, 2.0]),
+                       *records("default-lookup@head", [1.0, 1.1, 1.0, 0.9]),   # the lookup pays
+                       *records("dynatree@head", [2.1, 1.9, 2.0, 2.0])]}         # within noise
+    fig = leave_one_out_figure({"chat": doc}, [("lookup", "lookup"), ("paper", "paper")], ("head",))
+    (trace,) = fig.data
+    assert list(trace.y) == ["lookup", "paper"]
+    assert trace.x[0] == pytest.approx(1.0) and abs(trace.x[1]) < 0.1
+    assert list(trace.marker.symbol) == ["circle", "circle-open"]
+    assert "feature head" in trace.name
+
+
+def test_the_committed_explorer_is_not_degenerate():
+    """Every setting of the committed explorer file draws some tree with draft nodes, most
+    settings draw their own tree sequence, and every value of every knob changes some tree."""
+    import itertools
+
+    from dynatree_lib.harness.explorer import explorer_label
+
+    doc = read_results("explorer_wikitext2_embedded_cpu.json")
+    shapes = {label: tuple((tuple(t["tokens"]), tuple(t["parents"])) for t in trees)
+              for label, trees in doc["trees"].items()}
+    assert all(any(len(t["tokens"]) > 1 for t in trees) for trees in doc["trees"].values())
+    assert len(set(shapes.values())) >= 0.5 * len(shapes)   # B_max = 1 makes θ_high moot
+    grid = doc["grid"]
+    keys = list(grid)
+
+    def label(k: int, value, rest) -> str:   # the setting with knob k at value, the rest as given
+        values = list(rest)
+        values.insert(k, value)
+        return explorer_label(*values)
+
+    for k, key in enumerate(keys):
+        others = [grid[o] for o in keys if o != key]
+        for a, b in itertools.combinations(grid[key], 2):
+            assert any(shapes[label(k, a, rest)] != shapes[label(k, b, rest)]
+                       for rest in itertools.product(*others)), f"{key} {a} and {b} never differ"

@@ -38,6 +38,19 @@ BF16 = {"costs": result_name("costs", "embedded", "cpu", suffix="_bfloat16"),
 HEAD_TRAINING = "head_training.json"            # python -m dynatree_lib.train.head
 HEAD_BENCH = "head_bench_embedded_cpu.json"    # scripts/head_bench.py: two heads in one run
 EARLY_EXIT = "early_exit_probe.json"           # scripts/early_exit_probe.py: self-speculative drafts
+# one tree, two sources (issue 34): the default against prompt lookup and the paper's DynaTree,
+# each command run twice (``_rerun``: the run-to-run drift), and the leave-one-out ablation
+MULTISOURCE = {"sb": "multisource_spec_bench_embedded_cpu.json",
+               "wt": "multisource_wikitext2_embedded_cpu.json",
+               "sampling": "multisource_sampling_spec_bench_embedded_cpu_temperature0.7.json"}
+RERUN = {key: name.replace(".json", "_rerun.json") for key, name in MULTISOURCE.items()
+         if key != "sampling"}
+LEAVE_ONE_OUT = {"sb": "leave_one_out_spec_bench_embedded_cpu.json",
+                 "wt": "leave_one_out_wikitext2_embedded_cpu.json"}
+# the rules and sources the leave-one-out removes (harness.bench.LEAVE_ONE_OUT), in reading order
+REMOVED = (("breadth", "dynamic breadth"), ("depth", "dynamic depth (the p(u) gates)"),
+           ("pruning", "pruning (ε or its priced bar)"), ("history", "history adaptation"),
+           ("pricing", "measured prices"), ("lookup", "context lookup (the second source)"))
 LADDER = ("fixed tree", "+ dynamic breadth", "+ dynamic depth", "+ pruning", "+ history (goodput)")
 TABLE_METHODS = (("hf", "HF `generate` greedy"), ("hf-assisted", "HF assisted generation (draft model)"),
                  ("prompt-lookup", "HF prompt lookup"),
@@ -206,6 +219,8 @@ def cost_numbers(costs: dict) -> Numbers:
     draft = costs["curves"]["draft"].get("packed") or costs["curves"]["draft"]["default"]
     target = costs["curves"]["target"].get("packed") or costs["curves"]["target"]["default"]
     numbers["cost_beta"] = draft["1"] / target["1"]
+    for weights, curve in costs["curves"]["draft"].items():   # packing need not help the draft
+        numbers[f"cost_draft_{weights}_ms"] = 1000 * curve["1"]
     numbers["cost_repeats"] = costs["repeats"]
     rmin_n = min(target, key=target.get)
     numbers["cost_packed_rmin"] = target[rmin_n] / target["1"]
@@ -468,6 +483,105 @@ def cost_model_numbers(doc: dict, costs: dict) -> Numbers:
             "cm_max_error": errors[worst], "cm_worst": worst}
 
 
+def overall_speedup(doc: dict, label: str) -> float:
+    """A method's speedup as chapter 5 reads it: Spec-Bench's totals over its prompts, otherwise
+    the mean over prompts."""
+    if "groups" in doc:
+        return doc["groups"]["overall"][label]["speedup"]
+    return _mean(doc, label, "speedup")
+
+
+def _all_exact(doc: dict) -> str:
+    return "yes" if all(a["identical_to_ar"] for a in doc["aggregates"].values()) else "NO"
+
+
+@extracts(MULTISOURCE["sb"], MULTISOURCE["wt"], MULTISOURCE["sampling"])
+def multisource_numbers(sb: dict, wt: dict, sampled: dict) -> Numbers:
+    """``ms_{sb,wt,s07}_*``: the default, prompt lookup and the paper's DynaTree (head) against
+    AR, and the default's paired intervals against each, greedy and sampled."""
+    numbers: Numbers = {}
+    for key, doc in (("sb", sb), ("wt", wt), ("s07", sampled)):
+        numbers[f"ms_{key}_prompts"] = doc["protocol"]["num_prompts"]
+        numbers[f"ms_{key}_ar_tps"] = _mean(doc, "ar", "throughput")
+        for label in doc["aggregates"]:
+            if label != "ar":
+                numbers[f"ms_{key}_{slug(label)}_speedup"] = overall_speedup(doc, label)
+                numbers[f"ms_{key}_{slug(label)}_tau"] = _mean(doc, label, "tau")
+        if key != "s07":
+            numbers[f"ms_{key}_exact"] = _all_exact(doc)
+        numbers.update(paired_numbers(doc, f"ms_{key}", {
+            "vs_ar": ("default@head", "ar"), "vs_lookup": ("default@head", "prompt-lookup"),
+            "vs_dynatree": ("default@head", "dynatree@head")}))
+    numbers["ms_sb_per_group"] = sb["protocol"]["per_group"]
+    return numbers
+
+
+@extracts(MULTISOURCE["sb"], RERUN["sb"], MULTISOURCE["wt"], RERUN["wt"])
+def drift_numbers(sb: dict, sb2: dict, wt: dict, wt2: dict) -> Numbers:
+    """``dr_{sb,wt}_*``: the same command run twice: AR's tokens/s and each method's speedup in
+    each run, the runs' dates, and the largest change of a speedup between them."""
+    numbers: Numbers = {}
+    for key, first, second in (("sb", sb, sb2), ("wt", wt, wt2)):
+        numbers[f"dr_{key}_date1"] = first["environment"]["date"][:16].replace("T", " ")
+        numbers[f"dr_{key}_date2"] = second["environment"]["date"][:16].replace("T", " ")
+        numbers[f"dr_{key}_ar_tps1"] = _mean(first, "ar", "throughput")
+        numbers[f"dr_{key}_ar_tps2"] = _mean(second, "ar", "throughput")
+        moves = []
+        for label in first["aggregates"]:
+            if label == "ar" or label not in second["aggregates"]:
+                continue
+            a, b = overall_speedup(first, label), overall_speedup(second, label)
+            numbers[f"dr_{key}_{slug(label)}_speedup1"] = a
+            numbers[f"dr_{key}_{slug(label)}_speedup2"] = b
+            moves.append(abs(b - a))
+        numbers[f"dr_{key}_largest_move"] = max(moves)
+    return numbers
+
+
+@extracts(LEAVE_ONE_OUT["sb"], LEAVE_ONE_OUT["wt"])
+def drift_across_files(sb: dict, wt: dict) -> Numbers:
+    """``dr_{sb,wt}_*_loo``: the default's and prompt lookup's speedups in the leave-one-out
+    runs (Spec-Bench: the multisource run's prompts and flags with another mix of methods)."""
+    return {f"dr_{key}_{slug(label)}_loo": overall_speedup(doc, label)
+            for key, doc in (("sb", sb), ("wt", wt)) for label in ("default@head", "prompt-lookup")}
+
+
+@extracts(LEAVE_ONE_OUT["sb"], LEAVE_ONE_OUT["wt"])
+def leave_one_out_numbers(sb: dict, wt: dict) -> Numbers:
+    """``lo_{sb,wt}_{head,model}_*``: the default's speedup, and per rule or source removed the
+    variant's speedup and the paired difference default − variant (what the rule is worth)."""
+    numbers: Numbers = {}
+    worth: dict[str, list[float]] = {rule: [] for rule, _ in REMOVED}
+    pays: dict[str, int] = {rule: 0 for rule, _ in REMOVED}
+    for key, doc in (("sb", sb), ("wt", wt)):
+        numbers[f"lo_{key}_prompts"] = doc["protocol"]["num_prompts"]
+        numbers[f"lo_{key}_exact"] = _all_exact(doc)
+        numbers[f"lo_{key}_prompt_lookup_speedup"] = overall_speedup(doc, "prompt-lookup")
+        for drafter in ("head", "model"):
+            default = f"default@{drafter}"
+            tag = f"lo_{key}_{drafter}"
+            numbers[f"{tag}_default_speedup"] = overall_speedup(doc, default)
+            pairs = {rule: (default, f"default-{rule}@{drafter}") for rule, _ in REMOVED}
+            pairs["paper"] = (default, f"dynatree@{drafter}")
+            for rule, (_, variant) in pairs.items():
+                numbers[f"{tag}_{rule}_speedup"] = overall_speedup(doc, variant)
+                diff = paired_difference(doc, default, variant)
+                numbers[f"{tag}_{rule}_word"] = {"a": "pays", "b": "costs"}.get(diff["verdict"],
+                                                                             "within noise")
+                if rule in worth:
+                    worth[rule].append(diff["mean"])
+                    pays[rule] += diff["verdict"] == "a"
+            numbers.update(paired_numbers(doc, tag, pairs))
+    # the part whose removal costs most, over both datasets and both drafters
+    top = max(worth, key=lambda rule: sum(worth[rule]))
+    numbers["lo_top"] = dict(REMOVED)[top]
+    numbers["lo_top_pays"] = pays[top]
+    numbers["lo_top_columns"] = ("all four columns" if pays[top] == 4
+                                 else f"{pays[top]} of the four columns")
+    numbers["lo_rules_paying"] = sum(n > 0 for rule, n in pays.items() if rule != top)
+    return numbers
+
+
 def paired_numbers(doc: dict, prefix: str, pairs: dict[str, tuple[str, str]]) -> dict[str, float | str]:
     """``{prefix}_{name}_mean/low/high/verdict`` of each (a, b): the paired per-prompt speedup
     difference a - b with its bootstrap interval (:mod:`dynatree_lib.harness.paired`); pairs whose
@@ -528,6 +642,42 @@ def readme_table() -> str:
         hashes = ", ".join(f"`@{h}`" for h in heads)
         notes.append(f"head rows: an earlier head ({hashes}; chapter 7 compares)")
     return "\n".join(rows) + "\n\n" + "; ".join(notes) + "."
+
+
+def default_table() -> str:
+    """The README's table of the default (markdown): the default, prompt lookup and the paper's
+    DynaTree against our AR per workload, with the default's paired intervals, from the
+    multisource files; under it, the same command's second run (the drift)."""
+    n = book_numbers()
+    if not all(f"ms_{key}_prompts" in n for key in ("sb", "wt", "s07")):
+        return "(the multisource results files are missing)"
+
+    def pair(key: str, name: str) -> str:
+        return (f"{n[f'ms_{key}_{name}_mean']:+.2f}x [{n[f'ms_{key}_{name}_low']:+.2f}, "
+                f"{n[f'ms_{key}_{name}_high']:+.2f}]")
+
+    rows = ["| workload | AR tok/s | **default** | prompt lookup | paper's DynaTree | "
+            "default − lookup | default − DynaTree |", "| --- |" + " --- |" * 6]
+    for key, title in (("sb", f"Spec-Bench chat, {n['ms_sb_prompts']} prompts"),
+                       ("wt", f"WikiText-2, {n['ms_wt_prompts']} prompts"),
+                       ("s07", f"Spec-Bench, sampling at temperature 0.7, {n['ms_s07_prompts']} prompts")):
+        lookup = (f"{n[f'ms_{key}_prompt_lookup_speedup']:.2f}x" if f"ms_{key}_prompt_lookup_speedup" in n
+                  else "n/a")
+        default = n[f"ms_{key}_default_head_speedup"]
+        rows.append(f"| {title} | {n[f'ms_{key}_ar_tps']:.1f} | **{default:.2f}x** | "
+                    f"{lookup} | {n[f'ms_{key}_dynatree_head_speedup']:.2f}x | "
+                    f"{pair(key, 'vs_lookup') if f'ms_{key}_vs_lookup_mean' in n else 'n/a'} | "
+                    f"{pair(key, 'vs_dynatree')} |")
+    note = (f"Feature head; greedy outputs identical to AR: {n['ms_sb_exact']} (Spec-Bench), "
+            f"{n['ms_wt_exact']} (WikiText-2).")
+    if "dr_sb_largest_move" in n:
+        note += (f" The same commands run again ({n['dr_sb_date2']} UTC, after {n['dr_sb_date1']}): "
+                 f"the default {n['dr_sb_default_head_speedup2']:.2f}x and prompt lookup "
+                 f"{n['dr_sb_prompt_lookup_speedup2']:.2f}x on Spec-Bench, "
+                 f"{n['dr_wt_default_head_speedup2']:.2f}x and {n['dr_wt_prompt_lookup_speedup2']:.2f}x "
+                 f"on WikiText-2; a speedup moved by up to "
+                 f"{max(n['dr_sb_largest_move'], n['dr_wt_largest_move']):.2f}x between the two runs.")
+    return "\n".join(rows) + "\n\n" + note
 
 
 def earlier_heads(docs) -> list[str]:

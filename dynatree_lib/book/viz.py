@@ -17,6 +17,7 @@ import plotly.io as pio
 from plotly.colors import qualitative
 
 from ..core.decode import IterationTrace
+from ..models.pairs import DRAFTER_TITLES
 
 ACCEPTED = "#d62728"
 EDGE = "#9aa5b1"
@@ -265,7 +266,8 @@ def sweep_heatmap_figure(doc: dict, metric: str = "speedup") -> go.Figure:
 # ---- results chapters: every function below reads result documents only ----------------------
 
 TABLE_COLUMNS = {"throughput": ("tok/s", 1.0), "speedup": ("S", 1.0), "tau": ("τ", 1.0),
-                 "acceptance_rate": ("α", 1.0), "mean_tree_size": ("nodes", 1.0), "ttft": ("TTFT ms", 1000.0),
+                 "acceptance_rate": ("α (per drafted depth)", 1.0), "mean_tree_size": ("nodes", 1.0),
+                 "ttft": ("TTFT ms", 1000.0),
                  "tpot": ("TPOT ms", 1000.0), "iterations": ("iterations", 1.0),
                  "target_forwards": ("target fwd", 1.0), "draft_forwards": ("draft fwd", 1.0),
                  "peak_memory_bytes": ("peak MB", 1e-6)}
@@ -408,14 +410,19 @@ def sensitivity_figure(doc: dict) -> go.Figure:
                  else "breadth" if label.startswith("B_") else "depth")
         groups.setdefault(group, []).append(label)
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
-                        subplot_titles=("speedup over AR (± std)", "tau (tokens per target forward)"))
+                        subplot_titles=("speedup over AR (95 % interval over prompts)",
+                                        "tau (tokens per target forward)"))
     for n, (group, labels) in enumerate(groups.items()):
         a = [doc["aggregates"][m] for m in labels]
+        low, high = zip(*(speedup_interval(doc, m) for m in labels), strict=True)
         for col, metric in enumerate(("speedup", "tau"), 1):
+            means = [x[metric]["mean"] for x in a]
             fig.add_trace(go.Bar(
-                y=labels, x=[x[metric]["mean"] for x in a], orientation="h", name=group, legendgroup=group,
+                y=labels, x=means, orientation="h", name=group, legendgroup=group,
                 showlegend=col == 1, marker_color=PALETTE[n % len(PALETTE)],
-                error_x={"type": "data", "array": [x[metric]["std"] for x in a], "thickness": 1}
+                error_x={"type": "data", "symmetric": False, "thickness": 1,
+                         "array": [h - m for h, m in zip(high, means, strict=True)],
+                         "arrayminus": [m - lo for lo, m in zip(low, means, strict=True)]}
                 if metric == "speedup" else None,
                 hovertemplate=f"%{{y}}<br>{metric} %{{x:.2f}}<extra>{group}</extra>"), row=1, col=col)
     fig.add_vline(x=1, line={"dash": "dot", "color": EDGE}, row=1, col=1)  # AR
@@ -433,8 +440,20 @@ def mean_prompt_tokens(doc: dict) -> float:
     return sum(lengths.values()) / len(lengths)
 
 
+def speedup_interval(doc: dict, label: str) -> tuple[float, float]:
+    """The 95 % bootstrap interval over prompts of a method's mean speedup: AR's speedup is 1 on
+    every prompt, so it is 1 + the paired interval of speedup(label) - speedup(AR)."""
+    from ..harness.paired import paired_difference
+
+    if label == "ar":
+        return 1.0, 1.0
+    d = paired_difference(doc, label, "ar")
+    return 1 + d["low"], 1 + d["high"]
+
+
 def scaling_figure(length_docs: list[dict], prompt_docs: list[dict]) -> go.Figure:
-    """Four panels as in the paper: throughput and speedup against T and against prompt length."""
+    """Four panels as in the paper: throughput and speedup (with its 95 % interval over prompts)
+    against T and against the mean actual prompt length."""
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=2, cols=2, shared_xaxes="columns", horizontal_spacing=0.1, vertical_spacing=0.08)
@@ -445,7 +464,14 @@ def scaling_figure(length_docs: list[dict], prompt_docs: list[dict]) -> go.Figur
         xs = [x_of(d) for d in docs]
         for n, label in enumerate(docs[0]["aggregates"] if docs else []):
             for row, metric in enumerate(("throughput", "speedup"), 1):
-                fig.add_trace(go.Scatter(x=xs, y=[d["aggregates"][label][metric]["mean"] for d in docs],
+                ys = [d["aggregates"][label][metric]["mean"] for d in docs]
+                bars = None
+                if metric == "speedup" and label != "ar":
+                    low, high = zip(*(speedup_interval(d, label) for d in docs), strict=True)
+                    bars = {"type": "data", "symmetric": False, "thickness": 1,
+                            "array": [h - y for h, y in zip(high, ys, strict=True)],
+                            "arrayminus": [y - lo for lo, y in zip(low, ys, strict=True)]}
+                fig.add_trace(go.Scatter(x=xs, y=ys, error_y=bars,
                                          mode="lines+markers", name=label, legendgroup=label,
                                          showlegend=row == 1 and col == 1,
                                          line={"color": PALETTE[n % len(PALETTE)]}),
@@ -453,7 +479,7 @@ def scaling_figure(length_docs: list[dict], prompt_docs: list[dict]) -> go.Figur
     fig.update_yaxes(title_text="tokens / s", row=1, col=1)
     fig.update_yaxes(title_text="speedup over AR", row=2, col=1)
     fig.update_xaxes(title_text="generated tokens T", row=2, col=1)
-    fig.update_xaxes(title_text="mean prompt length (tokens)", row=2, col=2)
+    fig.update_xaxes(title_text="mean actual prompt length (tokens)", row=2, col=2)
     fig.update_layout(height=620, title="scaling with generation length (left) and prompt length (right)")
     return fig
 
@@ -461,7 +487,7 @@ def scaling_figure(length_docs: list[dict], prompt_docs: list[dict]) -> go.Figur
 
 # ---- the static explorer: controls over a precomputed results file, no kernel needed -------------
 
-EXPLORER_KEYS = (("max_depth", "D_max"), ("max_branch", "B_max"), ("tau_high", "θ_high"),
+EXPLORER_KEYS = (("max_depth", "D_max"), ("max_branch", "B_max"), ("theta_high", "θ_high"),
                  ("threshold", "ε (prune)"))
 
 
@@ -484,7 +510,7 @@ def explorer_start(settings: dict[str, dict], grid: dict[str, list[float]]) -> t
     """The setting key and iteration the explorer opens on.
 
     The setting: DynaTree's default value of each knob where the grid has it, else the grid's
-    first. The iteration: its first stored tree with >= 2 draft nodes of which >= 2 are
+    value nearest to it. The iteration: its first stored tree with >= 2 draft nodes of which >= 2 are
     accepted (an empty first tree shows nothing), else of which one is accepted. If that
     setting has neither, the first tree of any setting that accepts two (then one); if none
     accepts anything, the default setting's first tree.
@@ -492,7 +518,10 @@ def explorer_start(settings: dict[str, dict], grid: dict[str, list[float]]) -> t
     from ..core.methods import DynaTree
 
     default = DynaTree()
-    values = [getattr(default, k) if getattr(default, k) in grid[k] else grid[k][0] for k, _ in EXPLORER_KEYS]
+    def nearest(key: str) -> float:
+        return min(grid[key], key=lambda v: abs(v - getattr(default, key)))
+
+    values = [nearest(k) for k, _ in EXPLORER_KEYS]
     start = "|".join(f"{v:g}" for v in values)
     start = start if start in settings else next(iter(settings))
     for keys, accepted in (((start,), 2), ((start,), 1), (settings, 2), (settings, 1)):
@@ -641,6 +670,45 @@ def paired_difference_figure(doc: dict, pairs: list[tuple[str, str]], metric: st
     fig.update_layout(title=title or f"paired differences of {metric} (95 % bootstrap interval over prompts)",
                       xaxis={"title": f"{metric}(left) - {metric}(right)"}, yaxis={"autorange": "reversed"},
                       height=120 + 40 * len(pairs), margin={"l": 330})
+    return fig
+
+
+def leave_one_out_figure(docs: dict[str, dict], removed: list[tuple[str, str]],
+                         drafters: tuple[str, ...] = ("head", "model")) -> go.Figure:
+    """What each rule of the default is worth: one row per rule or source removed (``removed``:
+    (variant suffix, name); the variant is ``default-<suffix>@<drafter>``, suffix ``"paper"``
+    the paper's ``dynatree@<drafter>``), one marker per (dataset of ``docs``, drafter): the
+    mean per-prompt speedup difference default − variant with its 95 % interval. Right of
+    zero: removing it costs speed, so the rule pays; hollow markers: within noise."""
+    from ..harness.paired import paired_difference
+
+    fig = go.Figure()
+    names = [name for _, name in removed]
+    for i, (data, doc) in enumerate(docs.items()):
+        for j, drafter in enumerate(drafters):
+            default = f"default@{drafter}"
+            variants = [f"dynatree@{drafter}" if rule == "paper" else f"default-{rule}@{drafter}"
+                        for rule, _ in removed]
+            diffs = [paired_difference(doc, default, v) for v in variants]
+            colour = PALETTE[2 * i + j]
+            fig.add_trace(go.Scatter(
+                x=[d["mean"] for d in diffs], y=names, mode="markers",
+                name=f"{data}, {DRAFTER_TITLES.get(drafter, drafter)}",
+                marker={"size": 10, "color": colour, "line": {"color": colour, "width": 2},
+                        "symbol": ["circle" if d["verdict"] != "within noise" else "circle-open"
+                                   for d in diffs]},
+                error_x={"type": "data", "symmetric": False, "thickness": 1.5,
+                         "array": [d["high"] - d["mean"] for d in diffs],
+                         "arrayminus": [d["mean"] - d["low"] for d in diffs]},
+                hovertext=[f"{v}: {d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] over "
+                           f"{d['prompts']} prompts" for v, d in zip(variants, diffs, strict=True)],
+                hoverinfo="text"))
+    fig.add_vline(x=0, line={"dash": "dot", "color": "#555"})
+    fig.update_layout(
+        title="leave one out: the default's speedup minus the speedup without each part",
+        xaxis={"title": "speedup(default) − speedup(without it), per prompt (95 % interval)"},
+        yaxis={"autorange": "reversed", "type": "category"}, scattermode="group",
+        height=160 + 60 * len(removed), margin={"l": 260}, legend={"orientation": "h", "y": -0.25})
     return fig
 
 
