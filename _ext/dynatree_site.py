@@ -1,6 +1,6 @@
 """Sphinx extension for the DynaTree Book site (``local_extensions`` in ``_config.yml``).
 
-After an HTML build it writes chapter 4's live decoder into ``<site>/live/``: the embedded pair
+After an HTML build it writes chapter 4b's live decoder into ``<site>/live/``: the embedded pair
 as ONNX graphs, the page and onnxruntime-web (``python -m dynatree_lib export-web``; the graphs
 are cached under ``$DYNATREE_CACHE``, so only the first build exports). ``DYNATREE_SITE_LIVE=0``
 skips it (the chapter then shows the live page's "not on this site" message).

@@ -66,3 +66,10 @@ def test_glue_shows_the_value_without_the_site_builder(monkeypatch, capsys):
     glue("speedup", 1.25)
     glue("hidden", 2.5, display=False)
     assert capsys.readouterr().out.split() == ["1.25"]
+
+
+def test_no_chapter_is_over_fifty_cells():
+    """A chapter a reader can hold: split it (as chapter 4 and 4b) rather than grow it."""
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        cells = nbformat.read(path, as_version=4).cells
+        assert len(cells) <= 50, f"{path.name} has {len(cells)} cells"

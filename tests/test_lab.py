@@ -1,7 +1,7 @@
-"""Chapter 4's control panel in a live JupyterLab, driven through the page.
+"""Chapter 4b's control panel in a live JupyterLab, driven through the page.
 
 Starts ``jupyter lab`` (the one the ``book`` extra installs) on a free local port with its
-own token and settings, opens a copy of chapter 4 in headless Chromium, runs the cells the
+own token and settings, opens a copy of chapter 4b in headless Chromium, runs the cells the
 panel needs (set-up, the prompt, the panel: the whole chapter runs under nbval already), and
 then works the panel as a reader does: the widgets render, the method menu switches the knobs
 and back, two sliders move, Run with θ_low ≥ θ_high prints the config's error, and Run with
@@ -29,7 +29,7 @@ import pytest
 from browser import CHROMIUM, browser_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAPTER = "04_dynatree.ipynb"
+CHAPTER = "04b_playground.ipynb"
 # Console messages that are not errors of the lab page: requests outside 127.0.0.1 are
 # blocked on purpose (the lab's news/update check, fonts).
 CONSOLE_ALLOW = [re.compile(p) for p in (
@@ -54,13 +54,13 @@ def _code_cells(notebook: Path) -> dict[str, int]:
         for name, marker in wanted.items():
             if cell["cell_type"] == "code" and marker in source and name not in found:
                 found[name] = i
-    assert set(found) == set(wanted), f"chapter 4 lost a cell the panel needs: {set(wanted) - set(found)}"
+    assert set(found) == set(wanted), f"chapter 4b lost a cell the panel needs: {set(wanted) - set(found)}"
     return found
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A JupyterLab server on a free port, serving a copy of chapter 4; stopped afterwards."""
+    """A JupyterLab server on a free port, serving a copy of chapter 4b; stopped afterwards."""
     sync_playwright = browser_or_skip()
     jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent))
     if jupyter is None or subprocess.run([jupyter, "lab", "--version"], capture_output=True).returncode:
@@ -130,7 +130,7 @@ def _run_cell(page, index: int) -> None:
         return cell.model.executionCount !== null
             && !cell.model.outputs.toJSON().some(o => o.output_type === 'error');
     }""", index)
-    assert ok, f"cell {index} of chapter 4 failed in the lab"
+    assert ok, f"cell {index} of chapter 4b failed in the lab"
 
 
 def _slider(panel, label: str):
@@ -190,7 +190,7 @@ def test_control_panel_in_jupyterlab(lab):
     output = panel.locator(".widget-output")
     run.click()
     output.get_by_text("invalid setting").wait_for(timeout=30_000)
-    assert "tau_low" in output.inner_text()
+    assert "theta_low" in output.inner_text()
 
     # Valid again: the run decodes, stays exact and draws the first tree.
     _set_slider(panel, "θ_low", "0.40")

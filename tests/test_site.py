@@ -26,11 +26,11 @@ from browser import CHROMIUM, browser_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["book/00_introduction", "book/01_autoregressive", "book/02_linear_speculation",
-         "book/03_token_trees", "book/04_dynatree", "book/05_benchmarks", "book/06_ablations",
-         "book/07_feature_head",
+         "book/03_token_trees", "book/04_dynatree", "book/04b_playground", "book/05_benchmarks",
+         "book/06_ablations", "book/07_feature_head",
          "book/appendix_a_gpu", "book/appendix_b_api", "book/appendix_c_correctness", "book/references"]
 # Pages whose figures must include a plotly slider / dropdown that changes the figure.
-SLIDER_PAGES = {"book/03_token_trees", "book/04_dynatree", "book/06_ablations"}
+SLIDER_PAGES = {"book/03_token_trees", "book/04_dynatree", "book/04b_playground", "book/06_ablations"}
 DROPDOWN_PAGES = {"book/05_benchmarks", "book/06_ablations"}
 # Console messages that are not errors of the site (documented allow-list): none so far.
 CONSOLE_ALLOW = [re.compile(p) for p in (
@@ -116,8 +116,8 @@ def test_static_slider_changes_the_figure(site, page_name):
 
 
 def test_explorer_menus_redraw_the_tree_without_a_kernel(site):
-    """Chapter 4's explorer: every menu picks another precomputed setting and the figure follows."""
-    page, errors = _open(site, "book/04_dynatree")
+    """Chapter 4b's explorer: every menu picks another precomputed setting and the figure follows."""
+    page, errors = _open(site, "book/04b_playground")
     try:
         root = page.locator(".dynatree-explorer").first
         root.scroll_into_view_if_needed()
@@ -213,7 +213,7 @@ def _open_live(site):
 
 
 def test_live_decoder_is_exact_in_the_browser(site):
-    """Chapter 4's live page: every method gives the in-page greedy AR tokens on two prompts, the
+    """Chapter 4b's live page: every method gives the in-page greedy AR tokens on two prompts, the
     page's tokenizer and chat template give the library's ids, and AR agrees with the PyTorch
     target (any divergence must be a near-tie)."""
     from dynatree_lib.core.decode import generate
@@ -246,11 +246,11 @@ def test_live_page_controls_draw_trees_and_refuse_bad_settings(site):
     page, errors = _open_live(site)
     try:
         page.fill("#max_new_tokens", "16")
-        page.fill('fieldset[data-method="dynatree"] [data-knob="tau_low"]', "0.95")
+        page.fill('fieldset[data-method="dynatree"] [data-knob="theta_low"]', "0.95")
         page.click("#run")
         page.wait_for_function("document.getElementById('error').textContent", timeout=60_000)
-        assert "tau_low (0.95) must be < tau_high (0.9)" in page.inner_text("#error")
-        page.fill('fieldset[data-method="dynatree"] [data-knob="tau_low"]', "0.4")
+        assert "theta_low (0.95) must be < theta_high (0.9)" in page.inner_text("#error")
+        page.fill('fieldset[data-method="dynatree"] [data-knob="theta_low"]', "0.4")
         page.click("#run")
         page.wait_for_function("document.getElementById('status').textContent.startsWith('done')",
                                timeout=120_000)
@@ -268,8 +268,8 @@ def test_live_page_controls_draw_trees_and_refuse_bad_settings(site):
         page.close()
 
 
-def test_chapter_4_embeds_the_live_page(site):
-    source = (site["root"] / "book" / "04_dynatree.html").read_text()
+def test_chapter_4b_embeds_the_live_page(site):
+    source = (site["root"] / "book" / "04b_playground.html").read_text()
     assert 'src="../live/index.html"' in source
     manifest = (site["root"] / "live" / "manifest.json")
     assert manifest.is_file() and (site["root"] / "live" / "weights.bin").stat().st_size > 50e6
