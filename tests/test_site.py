@@ -134,7 +134,7 @@ def test_explorer_menus_redraw_the_tree_without_a_kernel(site):
             page.wait_for_timeout(300)
             seen.add(plot.evaluate(state))
         assert len(seen) >= 4, "changing the explorer's menus did not change the tree"
-        assert "tau" in root.locator(".dt-stats").inner_text()
+        assert "τ =" in root.locator(".dt-stats").inner_text()
         assert not [e for e in errors if not any(p.search(e) for p in CONSOLE_ALLOW)], errors
     finally:
         page.close()
