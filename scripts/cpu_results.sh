@@ -52,6 +52,8 @@ python -m dynatree_lib bench $P --dataset spec_bench --per-group 2 --warmup 1 --
     --output results/multisource_spec_bench_embedded_cpu.json
 python -m dynatree_lib bench $P --dataset wikitext2 --num-prompts 6 --warmup 1 --max-new-tokens 96 --methods "$M" \
     --output results/multisource_wikitext2_embedded_cpu.json
+python -m dynatree_lib bench $P --dataset pg19 --num-prompts 10 --warmup 1 --max-new-tokens 96 --methods "$M" \
+    --output results/multisource_pg19_embedded_cpu.json
 python -m dynatree_lib bench $P --dataset spec_bench --per-group 2 --warmup 1 --max-new-tokens 96 --temperature 0.7 \
     --methods ar,dynatree@head,default@head \
     --output results/multisource_sampling_spec_bench_embedded_cpu_temperature0.7.json

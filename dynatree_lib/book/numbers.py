@@ -43,6 +43,7 @@ EARLY_EXIT = "early_exit_probe.json"           # scripts/early_exit_probe.py: se
 MULTISOURCE = {"sb": "multisource_spec_bench_embedded_cpu.json",
                "wt": "multisource_wikitext2_embedded_cpu.json",
                "sampling": "multisource_sampling_spec_bench_embedded_cpu_temperature0.7.json"}
+MULTISOURCE_PG19 = "multisource_pg19_embedded_cpu.json"
 RERUN = {key: name.replace(".json", "_rerun.json") for key, name in MULTISOURCE.items()
          if key != "sampling"}
 LEAVE_ONE_OUT = {"sb": "leave_one_out_spec_bench_embedded_cpu.json",
@@ -501,18 +502,34 @@ def multisource_numbers(sb: dict, wt: dict, sampled: dict) -> Numbers:
     AR, and the default's paired intervals against each, greedy and sampled."""
     numbers: Numbers = {}
     for key, doc in (("sb", sb), ("wt", wt), ("s07", sampled)):
-        numbers[f"ms_{key}_prompts"] = doc["protocol"]["num_prompts"]
-        numbers[f"ms_{key}_ar_tps"] = _mean(doc, "ar", "throughput")
-        for label in doc["aggregates"]:
-            if label != "ar":
-                numbers[f"ms_{key}_{slug(label)}_speedup"] = overall_speedup(doc, label)
-                numbers[f"ms_{key}_{slug(label)}_tau"] = _mean(doc, label, "tau")
-        if key != "s07":
-            numbers[f"ms_{key}_exact"] = _all_exact(doc)
-        numbers.update(paired_numbers(doc, f"ms_{key}", {
-            "vs_ar": ("default@head", "ar"), "vs_lookup": ("default@head", "prompt-lookup"),
-            "vs_dynatree": ("default@head", "dynatree@head")}))
+        numbers.update(_multisource(key, doc))
     numbers["ms_sb_per_group"] = sb["protocol"]["per_group"]
+    return numbers
+
+
+@extracts(MULTISOURCE_PG19)
+def multisource_pg19_numbers(pg: dict) -> Numbers:
+    """``ms_pg_*``: the same comparison on PG-19 book prompts (a later file of the same day)."""
+    return _multisource("pg", pg)
+
+
+def _multisource(key: str, doc: dict) -> Numbers:
+    numbers: Numbers = {f"ms_{key}_prompts": doc["protocol"]["num_prompts"],
+                        f"ms_{key}_ar_tps": _mean(doc, "ar", "throughput")}
+    for label in doc["aggregates"]:
+        if label != "ar":
+            numbers[f"ms_{key}_{slug(label)}_speedup"] = overall_speedup(doc, label)
+            numbers[f"ms_{key}_{slug(label)}_tau"] = _mean(doc, label, "tau")
+    if key != "s07":
+        numbers[f"ms_{key}_exact"] = _all_exact(doc)
+    numbers.update(paired_numbers(doc, f"ms_{key}", {
+        "vs_ar": ("default@head", "ar"), "vs_lookup": ("default@head", "prompt-lookup"),
+        "vs_dynatree": ("default@head", "dynatree@head")}))
+    if "prompt-lookup" in doc["aggregates"]:
+        verdict = paired_difference(doc, "default@head", "prompt-lookup")["verdict"]
+        numbers[f"ms_{key}_vs_lookup_word"] = {
+            "a": "ahead of prompt lookup beyond the noise",
+            "b": "behind prompt lookup beyond the noise"}.get(verdict, "tied with prompt lookup")
     return numbers
 
 
@@ -658,9 +675,12 @@ def default_table() -> str:
 
     rows = ["| workload | AR tok/s | **default** | prompt lookup | paper's DynaTree | "
             "default − lookup | default − DynaTree |", "| --- |" + " --- |" * 6]
-    for key, title in (("sb", f"Spec-Bench chat, {n['ms_sb_prompts']} prompts"),
-                       ("wt", f"WikiText-2, {n['ms_wt_prompts']} prompts"),
-                       ("s07", f"Spec-Bench, sampling at temperature 0.7, {n['ms_s07_prompts']} prompts")):
+    workloads = [("sb", f"Spec-Bench chat, {n['ms_sb_prompts']} prompts"),
+                 ("wt", f"WikiText-2, {n['ms_wt_prompts']} prompts"),
+                 ("s07", f"Spec-Bench, sampling at temperature 0.7, {n['ms_s07_prompts']} prompts")]
+    if "ms_pg_prompts" in n:
+        workloads.insert(2, ("pg", f"PG-19, {n['ms_pg_prompts']} prompts"))
+    for key, title in workloads:
         lookup = (f"{n[f'ms_{key}_prompt_lookup_speedup']:.2f}x" if f"ms_{key}_prompt_lookup_speedup" in n
                   else "n/a")
         default = n[f"ms_{key}_default_head_speedup"]
@@ -669,7 +689,8 @@ def default_table() -> str:
                     f"{pair(key, 'vs_lookup') if f'ms_{key}_vs_lookup_mean' in n else 'n/a'} | "
                     f"{pair(key, 'vs_dynatree')} |")
     note = (f"Feature head; greedy outputs identical to AR: {n['ms_sb_exact']} (Spec-Bench), "
-            f"{n['ms_wt_exact']} (WikiText-2).")
+            f"{n['ms_wt_exact']} (WikiText-2)"
+            + (f", {n['ms_pg_exact']} (PG-19)." if "ms_pg_exact" in n else "."))
     if "dr_sb_largest_move" in n:
         note += (f" The same commands run again ({n['dr_sb_date2']} UTC, after {n['dr_sb_date1']}): "
                  f"the default {n['dr_sb_default_head_speedup2']:.2f}x and prompt lookup "
