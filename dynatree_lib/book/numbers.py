@@ -525,11 +525,11 @@ def _multisource(key: str, doc: dict) -> Numbers:
     numbers.update(paired_numbers(doc, f"ms_{key}", {
         "vs_ar": ("default@head", "ar"), "vs_lookup": ("default@head", "prompt-lookup"),
         "vs_dynatree": ("default@head", "dynatree@head")}))
-    if "prompt-lookup" in doc["aggregates"]:
-        verdict = paired_difference(doc, "default@head", "prompt-lookup")["verdict"]
-        numbers[f"ms_{key}_vs_lookup_word"] = {
-            "a": "ahead of prompt lookup beyond the noise",
-            "b": "behind prompt lookup beyond the noise"}.get(verdict, "tied with prompt lookup")
+    if f"ms_{key}_vs_lookup_low" in numbers:   # the interval's side of zero, in words
+        low, high = numbers[f"ms_{key}_vs_lookup_low"], numbers[f"ms_{key}_vs_lookup_high"]
+        numbers[f"ms_{key}_vs_lookup_word"] = (
+            "ahead of prompt lookup beyond the noise" if low > 0
+            else "behind prompt lookup beyond the noise" if high < 0 else "tied with prompt lookup")
     return numbers
 
 
@@ -580,15 +580,15 @@ def leave_one_out_numbers(sb: dict, wt: dict) -> Numbers:
             numbers[f"{tag}_default_speedup"] = overall_speedup(doc, default)
             pairs = {rule: (default, f"default-{rule}@{drafter}") for rule, _ in REMOVED}
             pairs["paper"] = (default, f"dynatree@{drafter}")
+            numbers.update(paired_numbers(doc, tag, pairs))
             for rule, (_, variant) in pairs.items():
                 numbers[f"{tag}_{rule}_speedup"] = overall_speedup(doc, variant)
-                diff = paired_difference(doc, default, variant)
-                numbers[f"{tag}_{rule}_word"] = {"a": "pays", "b": "costs"}.get(diff["verdict"],
-                                                                             "within noise")
+                mean, low, high = (numbers[f"{tag}_{rule}_{f}"] for f in ("mean", "low", "high"))
+                numbers[f"{tag}_{rule}_word"] = ("pays" if low > 0 else "costs" if high < 0
+                                                 else "within noise")
                 if rule in worth:
-                    worth[rule].append(diff["mean"])
-                    pays[rule] += diff["verdict"] == "a"
-            numbers.update(paired_numbers(doc, tag, pairs))
+                    worth[rule].append(mean)
+                    pays[rule] += low > 0
     # the part whose removal costs most, over both datasets and both drafters
     top = max(worth, key=lambda rule: sum(worth[rule]))
     numbers["lo_top"] = dict(REMOVED)[top]

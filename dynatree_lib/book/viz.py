@@ -420,10 +420,7 @@ def sensitivity_figure(doc: dict) -> go.Figure:
             fig.add_trace(go.Bar(
                 y=labels, x=means, orientation="h", name=group, legendgroup=group,
                 showlegend=col == 1, marker_color=PALETTE[n % len(PALETTE)],
-                error_x={"type": "data", "symmetric": False, "thickness": 1,
-                         "array": [h - m for h, m in zip(high, means, strict=True)],
-                         "arrayminus": [m - lo for lo, m in zip(low, means, strict=True)]}
-                if metric == "speedup" else None,
+                error_x=interval_bars(means, low, high) if metric == "speedup" else None,
                 hovertemplate=f"%{{y}}<br>{metric} %{{x:.2f}}<extra>{group}</extra>"), row=1, col=col)
     fig.add_vline(x=1, line={"dash": "dot", "color": EDGE}, row=1, col=1)  # AR
     rows = sum(len(labels) for labels in groups.values())
@@ -438,6 +435,13 @@ def mean_prompt_tokens(doc: dict) -> float:
     """Mean prompt length over the measured prompts of a results file (each prompt counted once)."""
     lengths = {r["prompt_index"]: r["prompt_tokens"] for r in doc["records"]}
     return sum(lengths.values()) / len(lengths)
+
+
+def interval_bars(means, lows, highs, thickness: float = 1) -> dict:
+    """Plotly error bars from each value's interval (asymmetric, as bootstrap intervals are)."""
+    return {"type": "data", "symmetric": False, "thickness": thickness,
+            "array": [h - m for h, m in zip(highs, means, strict=True)],
+            "arrayminus": [m - lo for lo, m in zip(lows, means, strict=True)]}
 
 
 def speedup_interval(doc: dict, label: str) -> tuple[float, float]:
@@ -467,10 +471,7 @@ def scaling_figure(length_docs: list[dict], prompt_docs: list[dict]) -> go.Figur
                 ys = [d["aggregates"][label][metric]["mean"] for d in docs]
                 bars = None
                 if metric == "speedup" and label != "ar":
-                    low, high = zip(*(speedup_interval(d, label) for d in docs), strict=True)
-                    bars = {"type": "data", "symmetric": False, "thickness": 1,
-                            "array": [h - y for h, y in zip(high, ys, strict=True)],
-                            "arrayminus": [y - lo for lo, y in zip(low, ys, strict=True)]}
+                    bars = interval_bars(ys, *zip(*(speedup_interval(d, label) for d in docs), strict=True))
                 fig.add_trace(go.Scatter(x=xs, y=ys, error_y=bars,
                                          mode="lines+markers", name=label, legendgroup=label,
                                          showlegend=row == 1 and col == 1,
@@ -697,9 +698,8 @@ def leave_one_out_figure(docs: dict[str, dict], removed: list[tuple[str, str]],
                 marker={"size": 10, "color": colour, "line": {"color": colour, "width": 2},
                         "symbol": ["circle" if d["verdict"] != "within noise" else "circle-open"
                                    for d in diffs]},
-                error_x={"type": "data", "symmetric": False, "thickness": 1.5,
-                         "array": [d["high"] - d["mean"] for d in diffs],
-                         "arrayminus": [d["mean"] - d["low"] for d in diffs]},
+                error_x=interval_bars([d["mean"] for d in diffs], [d["low"] for d in diffs],
+                                      [d["high"] for d in diffs], thickness=1.5),
                 hovertext=[f"{v}: {d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] over "
                            f"{d['prompts']} prompts" for v, d in zip(variants, diffs, strict=True)],
                 hoverinfo="text"))

@@ -168,7 +168,7 @@ def _auto_dtype(dtype: str, name, device, pack_weights: bool) -> tuple[torch.dty
     from . import dtype_choice
 
     device = torch.device(device) if device is not None else default_device()
-    resolved = name or os.environ.get("DYNATREE_PAIR") or ("pythia" if device.type == "cuda" else "embedded")
+    resolved = _pair_name(name, device)
     if resolved != "embedded" or device.type != "cpu":
         chosen = default_dtype(str(resolved), device)
         return chosen, (f"{str(chosen).removeprefix('torch.')}: 'auto' measures only the embedded "
@@ -189,10 +189,17 @@ def _auto_dtype(dtype: str, name, device, pack_weights: bool) -> tuple[torch.dty
     return dtype_choice.remembered(cache_dir() / "dtype-auto.json", key, decide)
 
 
-def _load(name, device, dtype, shard: bool | None = None) -> ModelPair:
-    device = torch.device(device) if device is not None else default_device()
+def _pair_name(name, device: torch.device):
+    """The preset or (target, draft) ``load_pair`` loads: ``name``, else ``$DYNATREE_PAIR``, else
+    the device's default."""
     if name is None:
         name = os.environ.get("DYNATREE_PAIR") or ("pythia" if device.type == "cuda" else "embedded")
+    return name
+
+
+def _load(name, device, dtype, shard: bool | None = None) -> ModelPair:
+    device = torch.device(device) if device is not None else default_device()
+    name = _pair_name(name, device)
     if isinstance(name, str) and "," in name:
         name = tuple(part.strip() for part in name.split(","))
     if name == "embedded":
