@@ -7,7 +7,7 @@ The embedded pair is loaded once (float32, packed weights) with the committed he
 ``--head``) and with the ``--baseline`` head beside it. On every prompt of two workloads, Spec-Bench questions
 (``--per-group`` of each task group, first turns, chat template, stops at EOS) and WikiText-2
 test prompts (the protocol of ``main_wikitext2_embedded_cpu.json``: 10 prompts of at most 200
-tokens, EOS ignored), it runs AR, prompt lookup and DynaTree (and DynaTree + lookup) with each
+tokens, EOS ignored), it runs AR, prompt lookup, the paper's DynaTree and the default method with each
 head, the order rotated per prompt, ``--max-new-tokens`` tokens. Speedups are over AR on the
 same prompt; every output is checked against AR's tokens. Writes
 ``results/head_bench_embedded_cpu.json``: per-prompt records and, per workload and method,
@@ -38,7 +38,7 @@ from dynatree_lib.models.feature_head import FeatureDrafter, load_head
 from dynatree_lib.models.packing import pack_linear_weights
 from dynatree_lib.models.pairs import load_pair
 
-METHODS = "ar,prompt-lookup,dynatree@head,dynatree+lookup@head"
+METHODS = "ar,prompt-lookup,dynatree@head,default@head"
 
 
 def workloads(tokenizer, per_group: int, wikitext: int) -> dict[str, list[tuple[dict, list[int], bool]]]:
@@ -108,8 +108,9 @@ def main(argv: list[str] | None = None) -> None:
                for w in prompts}
     doc = {"schema": "dynatree-head-bench/1", "environment": environment(pair.device, pair.dtype),
            "command": " ".join(["python scripts/head_bench.py", *(sys.argv[1:] if argv is None else argv)]),
-           "pair": pair.describe(), "heads": {name: {"name": head.name, "meta": head.head.meta}
-                                              for name, head in heads.items()},
+           "pair": pair.describe(), "heads": {name: {"name": pair.drafters[drafter].name,
+                                                     "meta": pair.drafters[drafter].head.meta}
+                                              for name, drafter in heads.items()},
            "max_new_tokens": args.max_new_tokens, "per_group": args.per_group, "wikitext": args.wikitext,
            "summary": summary, "records": records,
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}

@@ -195,3 +195,27 @@ def test_warm_start_continues_an_exported_head(target_and_head, tmp_path):
     assert trainable == set(head.trainable_state()) and trainable
     curve_file.write_text(json.dumps({"meta": {"seed": 0, "steps_done": 99}, "curve": [{"step": 0}]}))
     assert warm_start(target, path, curve_file)[2:] == ([], 0.0)   # another run's is not continued
+
+
+def test_chat_answer_agreement_scores_only_answers_and_padding_changes_nothing(target_and_head):
+    """The held-out chat agreement scores the head on the target's own greedy answers: the batch
+    holds prompt + greedy answer, the mask keeps exactly the answer tokens a tree drafts, and a
+    right-padded batch scores each answer as it scores alone."""
+    from dynatree_lib.harness.draft_quality import answer_agreement, chat_answers
+
+    target, drafter = target_and_head
+    prompts = [prompt(5, length=7)[0].tolist(), prompt(6, length=11)[0].tolist()]
+    answers = chat_answers(target, prompts, max_new_tokens=9, eos_token_id=None)
+    assert answers["tokens"].shape == (2, 20)
+    for i, ids in enumerate(prompts):
+        greedy = ids + hf_greedy(target, torch.tensor([ids]), 9)
+        n = len(greedy)
+        assert answers["tokens"][i, :n].tolist() == greedy
+        assert answers["mask"][i].nonzero().flatten().tolist() == list(range(len(ids), n - 1))
+    both = answer_agreement(drafter.head, answers, levels=2)
+    alone = [answer_agreement(drafter.head, {k: v[i:i + 1] for k, v in answers.items()}, levels=2)
+             for i in range(2)]
+    weights = [[int(answers["mask"][i, 1 + d:].sum()) for d in range(2)] for i in range(2)]
+    for d in range(2):
+        expected = sum(alone[i][d] * weights[i][d] for i in range(2)) / sum(w[d] for w in weights)
+        assert both[d] == pytest.approx(expected)

@@ -61,3 +61,22 @@ def test_glued_result_numbers_match_the_files(chapter):
     referenced = set(re.findall(r"\{glue:text\}`([A-Za-z0-9_]+)", chapter.read_text()))
     missing = referenced - set(stored)
     assert not missing, f"{chapter.name} refers to numbers it never glues: {sorted(missing)}"
+
+
+def test_each_continued_head_run_is_read_from_its_own_restart_to_the_next():
+    """head_training.json holds several runs: every warm start opens one, measured on that run's
+    own held-out rows, and it ends at the point before the next warm start."""
+    from dynatree_lib.book.numbers import head_training_numbers
+
+    def point(step, value, start=None):
+        return {"step": step, "start": start, "agreement_by_source": {"chat": [value, value / 2]}}
+
+    curve = {"meta": {"instructions": 800, "chat_share": 0.7},
+             "curve": [{"step": 0}, {"step": 1600}, point(1600, 0.40, "warm"), point(2600, 0.50),
+                       point(2600, 0.45, "warm"), point(3000, 0.52), point(3500, 0.55)]}
+    n = head_training_numbers(curve)
+    assert (n["ht_runs"], n["ht_c1_from"], n["ht_c1_to"], n["ht_c2_from"], n["ht_c2_to"]) == (
+        3, 1600, 2600, 2600, 3500)
+    assert (n["ht_c1_start_chat_1"], n["ht_c1_end_chat_1"]) == (0.40, 0.50)
+    assert (n["ht_c2_start_chat_1"], n["ht_c2_end_chat_1"], n["ht_c2_end_chat_2"]) == (0.45, 0.55, 0.275)
+    assert n["ht_instructions"] == 800 and head_training_numbers({"meta": {}, "curve": [{"step": 0}]}) == {}

@@ -37,6 +37,7 @@ BF16 = {"costs": result_name("costs", "embedded", "cpu", suffix="_bfloat16"),
         "dtype": "dtype_spec_bench_embedded_cpu.json"}  # scripts/dtype_bench.py
 HEAD_TRAINING = "head_training.json"            # python -m dynatree_lib.train.head
 HEAD_BENCH = "head_bench_embedded_cpu.json"    # scripts/head_bench.py: two heads in one run
+HEAD_CHAT = "head_chat_agreement.json"         # scripts/head_chat_agreement.py: by depth, chat answers
 EARLY_EXIT = "early_exit_probe.json"           # scripts/early_exit_probe.py: self-speculative drafts
 # one tree, two sources (issue 34): the default against prompt lookup and the paper's DynaTree,
 # each command run twice (``_rerun``: the run-to-run drift), and the leave-one-out ablation
@@ -304,20 +305,42 @@ def bench_head_numbers() -> Numbers:
 
 
 def head_training_numbers(curve: dict) -> dict[str, float | str]:
-    """A continued run (``--init-from``): where it started, its mix, and held-out agreement by
-    source at the warm start and at the end (``ht_src_<source>_<depth>``)."""
+    """The continued runs (``--init-from``), one per warm start: ``ht_c<k>_from``/``_to`` (steps)
+    and held-out agreement by source at each run's start and end (``ht_c<k>_start_<source>_<depth>``,
+    ``ht_c<k>_end_...``; each run measures its own held-out rows), and the last run's mix."""
     numbers: dict[str, float | str] = {}
-    warm = [p for p in curve["curve"] if p.get("start") == "warm"]
-    if not warm:
-        return numbers
-    numbers["ht_warm_step"] = warm[0]["step"]
-    numbers["ht_continued_steps"] = curve["curve"][-1]["step"] - warm[0]["step"]
-    numbers["ht_short_chat"] = curve["meta"].get("short_chat", 0)
-    numbers["ht_chat_share"] = curve["meta"].get("chat_share") or 0.0
-    for prefix, point in (("ht_warm_src", warm[0]), ("ht_src", curve["curve"][-1])):
-        for source, by_depth in point["agreement_by_source"].items():
+    points = curve["curve"]
+    warm = [i for i, p in enumerate(points) if p.get("start") == "warm"]
+    for k, first in enumerate(warm, 1):
+        last = (warm[k] - 1) if k < len(warm) else len(points) - 1
+        numbers[f"ht_c{k}_from"], numbers[f"ht_c{k}_to"] = points[first]["step"], points[last]["step"]
+        for edge, point in (("start", points[first]), ("end", points[last])):
+            for source, by_depth in point["agreement_by_source"].items():
+                for depth, value in enumerate(by_depth, 1):
+                    numbers[f"ht_c{k}_{edge}_{slug(source)}_{depth}"] = value
+    if warm:
+        numbers["ht_runs"] = len(warm) + 1
+        numbers["ht_short_chat"] = curve["meta"].get("short_chat", 0)
+        numbers["ht_instructions"] = curve["meta"].get("instructions", 0)
+        numbers["ht_chat_share"] = curve["meta"].get("chat_share") or 0.0
+    return numbers
+
+
+@extracts(HEAD_CHAT)
+def head_chat_numbers(doc: dict) -> Numbers:
+    """``hc_<head>_{chat,wt}_<depth>``: each head's agreement by depth on the target's own answers
+    to held-out Spec-Bench questions and on WikiText-2 test, ``hc_<head>_<group>_<depth>`` per
+    task group; the questions and answer positions scored."""
+    numbers: Numbers = {"hc_questions": len(doc["questions"]),
+                        "hc_positions": sum(doc["answer_positions"].values())}
+    for name, head in doc["heads"].items():
+        for depth, value in enumerate(head["chat_by_depth"], 1):
+            numbers[f"hc_{slug(name)}_chat_{depth}"] = value
+        for depth, value in enumerate(head["wikitext2_by_depth"], 1):
+            numbers[f"hc_{slug(name)}_wt_{depth}"] = value
+        for group, by_depth in head["chat_by_group"].items():
             for depth, value in enumerate(by_depth, 1):
-                numbers[f"{prefix}_{slug(source)}_{depth}"] = value
+                numbers[f"hc_{slug(name)}_{slug(group)}_{depth}"] = value
     return numbers
 
 

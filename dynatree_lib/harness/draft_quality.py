@@ -20,7 +20,7 @@ from transformers import DynamicCache
 
 from ..core.decode import generate
 from ..core.kv import keep_cache_entries
-from ..core.methods import Linear
+from ..core.methods import Autoregressive, Linear
 from ..core.timing import now
 from ..models.feature_head import FeatureHead
 from ..models.unrolled import unrolled_states
@@ -275,3 +275,35 @@ def level_agreement(head: FeatureHead, tokens: torch.Tensor, states: torch.Tenso
             hits[level] += int(((guess == want) & keep).sum())
             totals[level] += int(keep.sum())
     return [h / max(t, 1) for h, t in zip(hits, totals, strict=True)]
+
+
+@torch.inference_mode()
+def chat_answers(target, prompts: list[list[int]], max_new_tokens: int, eos_token_id: int | None) -> dict:
+    """The target's own greedy answers to chat ``prompts``, right-padded into one batch: ``tokens``
+    and the target's final ``states`` [N, L(, H)], its argmax ``top1`` [N, L], and ``mask`` [N, L]
+    True where the next token predicted is an answer token (padding and prompt excluded)."""
+    rows = []
+    for prompt in prompts:
+        ids = torch.tensor([prompt], device=target.device)
+        answer = generate(target, None, ids, Autoregressive(), max_new_tokens, eos_token_id).new_tokens
+        sequence = torch.cat([ids[0], torch.tensor(answer, device=target.device, dtype=torch.long)])
+        out = target(sequence.unsqueeze(0), output_hidden_states=True)
+        rows.append((sequence, out.hidden_states[-1][0], out.logits[0].argmax(-1), len(prompt)))
+    length = max(row[0].numel() for row in rows)
+    batch = {"tokens": torch.zeros(len(rows), length, dtype=torch.long),
+             "states": torch.zeros(len(rows), length, target.config.hidden_size),
+             "top1": torch.zeros(len(rows), length, dtype=torch.long),
+             "mask": torch.zeros(len(rows), length, dtype=torch.bool)}
+    for i, (sequence, states, top1, prompt_len) in enumerate(rows):
+        n = sequence.numel()
+        batch["tokens"][i, :n], batch["states"][i, :n], batch["top1"][i, :n] = sequence, states, top1
+        # mask[q]: token q + 1 (top1[q]) is an answer token a tree drafts; the first answer
+        # token comes from the prefill's own argmax
+        batch["mask"][i, prompt_len:n - 1] = True
+    return batch
+
+
+def answer_agreement(head: FeatureHead, answers: dict, levels: int = 3) -> list[float]:
+    """Top-1 agreement of ``head`` with the target by tree depth on :func:`chat_answers`."""
+    return level_agreement(head, answers["tokens"], answers["states"], answers["top1"], levels,
+                           answers["mask"])

@@ -14,6 +14,8 @@ its state every ``--checkpoint-every`` steps). Steps:
    d. (``--short-chat``) its longer answers to short instructions (reason step by step, answer,
       explain, rewrite, list, translate) about a sentence or two of that text: Spec-Bench's
       questions are short and its answers long;
+   e. (``--instructions``) its answers to varied standalone instructions (``train.instructions``:
+      sentence tasks, topics, arithmetic word problems, coding requests, open-ended writing);
 2. train the head (from the target's last layer, or ``--init-from`` an exported head, continuing
    its schedule at the step it records) with the unrolled objective of :func:`head_loss`:
    level 1 reads the target's states, level 2 (and deeper with ``--levels``) reads the head's own
@@ -151,12 +153,35 @@ def collect(target, tokenizer, args, timings: dict) -> dict:
         timings["short_chat_seconds"] = time.time() - start
         parts.append(("short-chat", answers, answer_mask(answers["chunks"], prompt_len,
                                                          tokenizer.eos_token_id)))
+    if args.instructions:
+        parts.append(("varied-chat", *instruction_answers(teacher, tokenizer, args, timings)))
     del teacher
     data = {key: torch.cat([p[1][key] for p in parts]) for key in ("chunks", "ids", "logp", "hidden")}
     data["mask"] = torch.cat([p[2] for p in parts])
     data["source"] = torch.cat([torch.full((p[1]["chunks"].shape[0],), i) for i, p in enumerate(parts)])
     data["sources"] = [p[0] for p in parts]
     return data
+
+
+def instruction_answers(teacher, tokenizer, args, timings: dict) -> tuple[dict, torch.Tensor]:
+    """The target's answers to ``--instructions`` varied instructions, ``seq-len`` tokens per row
+    (prompts batched by length, so answers run to the row's end), rows shuffled so that any
+    held-out slice spans every length and kind; and the answer mask."""
+    from .instructions import bucketed_prompts
+
+    batch, start = 16, time.time()
+    buckets = bucketed_prompts(tokenizer, args.instructions, args.seed, batch, args.seq_len // 2)
+    parts, masks = [], []
+    for length, prompts in buckets.items():
+        labels = label_greedy_continuations(
+            teacher, prompts, args.seq_len - length, args.top_k, cache_dir() / "instructions" /
+            f"{args.seq_len}-{args.top_k}-{args.instructions}-seed{args.seed}-p{length}.pt", batch=batch)
+        parts.append(labels)
+        masks.append(answer_mask(labels["chunks"], length, tokenizer.eos_token_id))
+    timings["instruction_seconds"] = time.time() - start
+    order = torch.randperm(sum(m.shape[0] for m in masks), generator=torch.Generator().manual_seed(args.seed))
+    answers = {key: torch.cat([p[key] for p in parts])[order] for key in ("chunks", "ids", "logp", "hidden")}
+    return answers, torch.cat(masks)[order]
 
 
 # ---- 2. the unrolled objective -------------------------------------------------------------------
@@ -230,6 +255,8 @@ def parse(argv) -> argparse.Namespace:
     p.add_argument("--short-chat", type=int, default=0,
                    help="short instructions the target answers at length (seq-len minus --short-prompt-len)")
     p.add_argument("--short-prompt-len", type=int, default=72)
+    p.add_argument("--instructions", type=int, default=0,
+                   help="varied standalone instructions the target answers (train.instructions)")
     p.add_argument("--chat-share", type=float, default=None,
                    help="share of the training rows drawn from the chat sources (default: uniform rows)")
     p.add_argument("--init-from", type=Path, default=None,
@@ -269,6 +296,7 @@ def main(argv: list[str] | None = None) -> None:
         param.requires_grad_(False)
     timings: dict = {}
     step, curve = 0, []
+    measure_start = True      # a fresh or warm start is measured on this run's held-out rows
     if args.init_from is not None:    # checked before the collection, which can take an hour uncached
         head, step, curve, timings["previous_seconds"] = warm_start(target, args.init_from, args.curve)
         if step >= until:
@@ -304,6 +332,7 @@ def main(argv: list[str] | None = None) -> None:
         schedule.load_state_dict(saved["schedule"])
         generator.set_state(saved["generator"])
         step, curve, timings = saved["step"], saved["curve"], saved["timings"]
+        measure_start = False
         print(f"resumed at step {step}", flush=True)
 
     def evaluate(loss: float | None, levels_loss: list[float] | None) -> dict:
@@ -322,8 +351,8 @@ def main(argv: list[str] | None = None) -> None:
         head.train()
         return point
 
-    if not curve or not curve[-1].get("agreement_by_source"):
-        # a fresh start, or a warm start: measured again on this run's held-out rows and sources
+    if measure_start:
+        # a carried curve's last point measured another run's held-out rows and sources
         curve.append({**evaluate(None, None), "start": "init" if len(curve) == 0 else "warm"})
         print(f"{int(train['mask'].sum())} training positions; shortlist covers {coverage:.3f} of the "
               f"target's top-1; held-out agreement by level at step {step}: {curve[-1]['agreement']}",
@@ -357,7 +386,7 @@ def main(argv: list[str] | None = None) -> None:
             "shortlist_size": shortlist.numel(),
             "sources": data["sources"], "training_positions": int(train["mask"].sum()),
             "label_tokens": args.label_tokens, "continuations": args.continuations, "chat": args.chat,
-            "short_chat": args.short_chat, "chat_share": args.chat_share,
+            "short_chat": args.short_chat, "instructions": args.instructions, "chat_share": args.chat_share,
             "init_from": None if args.init_from is None else args.init_from.name}
     save_head(head, args.output, meta)
     args.curve.parent.mkdir(parents=True, exist_ok=True)
