@@ -153,8 +153,8 @@ def bucketed_prompts(tokenizer, count: int, seed: int, batch: int, max_len: int
     if count < batch:
         raise SystemExit(f"--instructions {count}: at least one batch ({batch}) is needed")
     buckets: dict[tuple[str, int], list[list[int]]] = defaultdict(list)
-    for text, kind in dict(reversed([(text, kind) for kind, text in
-                                     varied_instructions(count * 8, seed)])).items():
+    pool = varied_instructions(count * 8, seed)
+    for text, kind in {text: kind for kind, text in reversed(pool)}.items():   # each text once
         ids = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=True,
                                             add_generation_prompt=True)
         ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
